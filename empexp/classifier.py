@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import file_exists, try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -15,16 +19,18 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import find_adapter_config_file
+from transformers.utils import logging as hf_logging
 
 from empexp import layers
 from empexp.errors import InputError, ModelLoadError
-from empexp.hub import hub_reachable, pip_shipped_path
+from empexp.hub import cache_only_unless_reachable, hub_reachable, pip_shipped_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CLASSIFIER = Path(__file__).parent / "default" / "classifier"
 """The embedded default: a LoRA adapter on all-MiniLM-L6-v2 fine-tuned on SST-2, in Hub layout."""
+
+ADAPTER_CONFIG = "adapter_config.json"
 
 # Tokenisers of relative-position models (XLNet) claim no length limit; attention is still quadratic.
 FALLBACK_MAX_LENGTH = 512
@@ -207,21 +213,37 @@ def load_classifier(
     source = str(DEFAULT_CLASSIFIER if name_or_path is None else name_or_path)
     local = Path(source).is_dir()
     offline = not local and not hub_reachable()
-    options = {"revision": revision, "local_files_only": offline}
+    options = {"revision": revision}
     try:
-        adapter_config = find_adapter_config_file(source, **options)
-        if adapter_config is not None:
-            model = _load_adapter_model(source, options, trust_remote_code)
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source, trust_remote_code=trust_remote_code, **options
-            )
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
-    except (OSError, ValueError, KeyError) as error:
+        with cache_only_unless_reachable(not offline):
+            model, tokenizer = _load(source, options, local=local, offline=offline, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, HFValidationError) as error:
         raise ModelLoadError(_load_error_message(source, local, offline, error)) from error
     if device is not None:
         model.to(device)
     return Classifier(model, tokenizer, source)
+
+
+def _load(
+    source: str, options: dict, *, local: bool, offline: bool, trust_remote_code: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    if _is_adapter(source, options["revision"], local=local, offline=offline):
+        model = _load_adapter_model(source, options, trust_remote_code)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, trust_remote_code=trust_remote_code, **options
+        )
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
+    return model, tokenizer
+
+
+def _is_adapter(source: str, revision: str | None, *, local: bool, offline: bool) -> bool:
+    """Whether ``source`` holds a PEFT adapter (``adapter_config.json``), asking the network only when online."""
+    if local:
+        return (Path(source) / ADAPTER_CONFIG).is_file()
+    if offline:
+        return isinstance(try_to_load_from_cache(source, ADAPTER_CONFIG, revision=revision), str)
+    return file_exists(source, ADAPTER_CONFIG, revision=revision)
 
 
 def _load_adapter_model(source: str, options: dict, trust_remote_code: bool) -> PreTrainedModel:
@@ -235,26 +257,27 @@ def _load_adapter_model(source: str, options: dict, trust_remote_code: bool) -> 
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
     except OSError:
         config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code, **options)
-    # The new head is about to be replaced by the adapter's saved copy: the "newly initialised" warning is noise.
-    with _quiet_transformers():
+    # The new head is replaced by the adapter's saved copy, so the "newly initialised" report is noise,
+    # and so are deprecation warnings raised inside peft.
+    with _quiet_transformers(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
         model = AutoModelForSequenceClassification.from_pretrained(
             base_path, config=config, trust_remote_code=trust_remote_code, **options
         )
-    model = PeftModel.from_pretrained(model, source, **options)
-    return model.merge_and_unload()
+        model = PeftModel.from_pretrained(model, source, **options)
+        return model.merge_and_unload()
 
 
-class _quiet_transformers:
-    def __enter__(self) -> None:
-        from transformers.utils import logging as hf_logging
-
-        self._level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-
-    def __exit__(self, *exc) -> None:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity(self._level)
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
 
 
 def _load_error_message(source: str, local: bool, offline: bool, error: Exception) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,3 +47,20 @@ def hub_reachable(timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def _forced_offline() -> Iterator[None]:
+    previous = constants.HF_HUB_OFFLINE
+    # huggingface_hub reads this flag on every call (``is_offline_mode``), so setting it makes every
+    # lookup cache-only at once instead of retrying a dead connection.
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
+def cache_only_unless_reachable(reachable: bool):
+    """A context in which Hub lookups use only the cache when the Hub is not ``reachable``."""
+    return nullcontext() if reachable else _forced_offline()

@@ -1,0 +1,100 @@
+"""``empexp predict`` and ``empexp explain``: one JSON object per line, thin over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+
+from empexp.classifier import Classifier, Prediction, check_text, load_classifier
+from empexp.data import read_lines
+from empexp.errors import EmpexpError
+from empexp.explainers import get_explainer, list_explainers
+from empexp.explanation import Explanation
+
+CHUNK = 32  # texts per call, so results stream out while a long file is processed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="empexp", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+        sub.add_argument("--model", help="Hub id or local folder of a classifier (default: the embedded one)")
+        sub.add_argument("--revision", help="Hub revision (branch, tag or commit sha) of --model")
+        sub.add_argument("--input-file", help="plain text, one instance per line ('-' reads standard input)")
+        sub.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
+
+    add_common(commands.add_parser("predict", help="predicted label and class probabilities"))
+    explain = commands.add_parser("explain", help="token attributions for the predicted class")
+    add_common(explain)
+    explain.add_argument("--method", required=True, choices=list_explainers(), help="explainer id")
+    explain.add_argument("--samples", type=int, help="samples per explanation (IG steps, SV permutations)")
+    explain.add_argument("--seed", type=int, help="random seed of sampling explainers (sv)")
+    explain.add_argument(
+        "--integration-method",
+        choices=["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"],
+        help="integration rule of ig (default: gausslegendre)",
+    )
+    explain.add_argument("--batch-size", type=int, help="texts attributed together")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        texts = _texts(args, parser)
+        classifier = load_classifier(args.model, revision=args.revision, device=args.device)
+        for result in _run(args, classifier, texts):
+            if result.truncated:
+                print(
+                    f"empexp: note: only the first {classifier.max_length} tokens of {result.text[:40]!r}... were used",
+                    file=sys.stderr,
+                )
+            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+    except EmpexpError as error:
+        print(f"empexp: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _texts(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    texts = list(args.texts)
+    if args.input_file == "-":
+        texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    elif args.input_file:
+        try:
+            texts += read_lines(args.input_file)
+        except (OSError, UnicodeDecodeError) as error:
+            parser.error(f"cannot read --input-file: {error}")
+    if not texts:
+        parser.error("give at least one TEXT or --input-file")
+    for text in texts:
+        check_text(text)
+    return texts
+
+
+def _run(args: argparse.Namespace, classifier: Classifier, texts: list[str]) -> Iterator[Prediction | Explanation]:
+    if args.command == "predict":
+        yield from classifier.predict(texts)
+        return
+    options = {
+        key: value
+        for key, value in {
+            "samples": args.samples,
+            "seed": args.seed,
+            "method": args.integration_method,
+            "batch_size": args.batch_size,
+        }.items()
+        if value is not None
+    }
+    explainer = get_explainer(args.method, classifier, **options)
+    for start in range(0, len(texts), CHUNK):
+        yield from explainer.explain(texts[start : start + CHUNK])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

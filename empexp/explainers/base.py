@@ -1,0 +1,109 @@
+"""What every explainer shares: validation, tokenisation, grouping into batches, prediction, cost."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from itertools import groupby
+from typing import Any, ClassVar
+
+import torch
+
+from empexp.classifier import Classifier, EncodedText
+from empexp.explanation import Explanation
+
+
+class Explainer(ABC):
+    """Turns texts into :class:`~empexp.explanation.Explanation` objects for one classifier.
+
+    Subclasses implement :meth:`attribute` for a padded batch; grouping, the prediction pass (the
+    explained target is always the predicted class), timing and pass counting happen here once.
+    """
+
+    name: ClassVar[str]
+    """Registry id, e.g. ``"ig"``."""
+
+    samples: int | None = None
+    """Samples (IG steps, SV permutations) per explanation, where the method has such a knob."""
+
+    def __init__(self, classifier: Classifier, *, batch_size: int = 8, pad_batches: bool = False):
+        self.classifier = classifier
+        self.batch_size = batch_size
+        self.pad_batches = pad_batches
+        self._passes = 0
+
+    @abstractmethod
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        """Scores of shape ``(batch, tokens)`` for the ``targets`` classes; special and pad positions are 0."""
+
+    def details(self) -> dict[str, Any]:
+        """Method settings recorded with each explanation."""
+        return {}
+
+    def explain(self, texts: str | Sequence[str]) -> list[Explanation]:
+        """Explain the predicted class of each text; the result keeps the order of ``texts``.
+
+        Raises:
+            InputError: a text is empty, whitespace only, or not a string.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        encoded = self.classifier.encode(texts)
+        results: list[Explanation | None] = [None] * len(encoded)
+        for group in group_by_length(encoded, self.batch_size, pad=self.pad_batches):
+            members = [encoded[i] for i in group]
+            for i, explanation in zip(group, self._explain_group(members), strict=True):
+                results[i] = explanation
+        return results
+
+    def count_passes(self, input_ids: torch.Tensor, *args: Any) -> torch.Tensor:
+        """The classifier's forward that explainers call, counting one pass per row."""
+        self._passes += input_ids.shape[0]
+        return self.classifier.forward(input_ids, *args)
+
+    def _explain_group(self, encoded: list[EncodedText]) -> list[Explanation]:
+        start = time.perf_counter()
+        self._passes = 0
+        batch = self.classifier.collate(encoded)
+        with torch.no_grad():
+            logits = self.count_passes(batch["input_ids"], *self.classifier.model_inputs(batch))
+        targets = logits.argmax(-1)
+        scores = self.attribute(batch, targets).detach().float().cpu()
+        seconds = (time.perf_counter() - start) / len(encoded)
+        passes = self._passes / len(encoded)
+        keep = batch["attention_mask"].bool().cpu()
+        probabilities = self.classifier.probabilities(logits)
+        return [
+            Explanation(
+                text=e.text,
+                tokens=e.tokens,
+                offsets=e.offsets,
+                scores=row[mask].tolist(),
+                method=self.name,
+                samples=self.samples,
+                target=int(target),
+                label=self.classifier.labels[int(target)],
+                probabilities=probs,
+                forward_passes=passes,
+                seconds=seconds,
+                truncated=e.truncated,
+                details=self.details(),
+            )
+            for e, row, mask, target, probs in zip(encoded, scores, keep, targets, probabilities, strict=True)
+        ]
+
+
+def group_by_length(encoded: Sequence[EncodedText], batch_size: int, *, pad: bool) -> list[list[int]]:
+    """Indices of ``encoded`` in batches of at most ``batch_size``, shortest texts first.
+
+    With ``pad=False`` a batch only holds texts of identical length and special-token layout, so no
+    compute goes to padding (what wins on a CPU) and sampling explainers see identical feature sets
+    batched or alone. With ``pad=True`` neighbours in length share a batch (what wins on a GPU).
+    """
+    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), encoded[i].special))
+    if pad:
+        runs = [order]
+    else:
+        runs = [list(run) for _, run in groupby(order, key=lambda i: (len(encoded[i]), encoded[i].special))]
+    return [run[start : start + batch_size] for run in runs for start in range(0, len(run), batch_size)]
