@@ -148,7 +148,20 @@ class Classifier:
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for a batch; the function explainers attribute (gradients flow)."""
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        return self._logits({"input_ids": input_ids}, attention_mask, token_type_ids, position_ids)
+
+    def forward_embeds(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits from word embeddings instead of ids (same arguments as :meth:`forward`)."""
+        return self._logits({"inputs_embeds": inputs_embeds}, attention_mask, token_type_ids, position_ids)
+
+    def _logits(self, kwargs: dict, attention_mask, token_type_ids, position_ids) -> torch.Tensor:
+        kwargs["attention_mask"] = attention_mask
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         if position_ids is not None:
@@ -228,11 +241,8 @@ def _load(
     source: str, options: dict, *, local: bool, offline: bool, trust_remote_code: bool
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if _is_adapter(source, options["revision"], local=local, offline=offline):
-        model = _load_adapter_model(source, options, trust_remote_code)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source, trust_remote_code=trust_remote_code, **options
-        )
+        return _load_adapter(source, options, trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
     return model, tokenizer
 
@@ -246,17 +256,23 @@ def _is_adapter(source: str, revision: str | None, *, local: bool, offline: bool
     return file_exists(source, ADAPTER_CONFIG, revision=revision)
 
 
-def _load_adapter_model(source: str, options: dict, trust_remote_code: bool) -> PreTrainedModel:
+def _load_adapter(
+    source: str, options: dict, trust_remote_code: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     from peft import PeftConfig, PeftModel
 
     peft_config = PeftConfig.from_pretrained(source, **options)
     base = peft_config.base_model_name_or_path
     base_path = pip_shipped_path(base) or base
-    # The adapter folder carries the classifier's own config (labels, head size); fall back to the base's.
+    # An adapter may carry the classifier's own config (labels, head size) and tokeniser; else the base's serve.
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
-    except OSError:
+    except (OSError, ValueError):
         config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code, **options)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
+    except (OSError, ValueError):
+        tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=trust_remote_code, **options)
     # The new head is replaced by the adapter's saved copy, so the "newly initialised" report is noise,
     # and so are deprecation warnings raised inside peft.
     with _quiet_transformers(), warnings.catch_warnings():
@@ -265,7 +281,7 @@ def _load_adapter_model(source: str, options: dict, trust_remote_code: bool) -> 
             base_path, config=config, trust_remote_code=trust_remote_code, **options
         )
         model = PeftModel.from_pretrained(model, source, **options)
-        return model.merge_and_unload()
+        return model.merge_and_unload(), tokenizer
 
 
 @contextmanager

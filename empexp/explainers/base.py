@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby
 from typing import Any, ClassVar
 
@@ -57,17 +57,21 @@ class Explainer(ABC):
                 results[i] = explanation
         return results
 
-    def count_passes(self, input_ids: torch.Tensor, *args: Any) -> torch.Tensor:
-        """The classifier's forward that explainers call, counting one pass per row."""
-        self._passes += input_ids.shape[0]
-        return self.classifier.forward(input_ids, *args)
+    def counted(self, forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        """``forward`` counting one model pass per row of its first argument, for the reported cost."""
+
+        def wrapper(inputs: torch.Tensor, *args: Any) -> torch.Tensor:
+            self._passes += inputs.shape[0]
+            return forward(inputs, *args)
+
+        return wrapper
 
     def _explain_group(self, encoded: list[EncodedText]) -> list[Explanation]:
         start = time.perf_counter()
         self._passes = 0
         batch = self.classifier.collate(encoded)
         with torch.no_grad():
-            logits = self.count_passes(batch["input_ids"], *self.classifier.model_inputs(batch))
+            logits = self.counted(self.classifier.forward)(batch["input_ids"], *self.classifier.model_inputs(batch))
         targets = logits.argmax(-1)
         scores = self.attribute(batch, targets).detach().float().cpu()
         seconds = (time.perf_counter() - start) / len(encoded)

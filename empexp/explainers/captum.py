@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from captum.attr import LayerIntegratedGradients, ShapleyValueSampling
+from captum.attr import IntegratedGradients, LayerIntegratedGradients, ShapleyValueSampling
 
 from empexp import layers
 from empexp.classifier import Classifier
@@ -55,16 +55,30 @@ class IntegratedGradientsExplainer(Explainer):
         self.samples = samples
         self.method = method
         self.internal_batch_size = internal_batch_size
-        self._ig = LayerIntegratedGradients(self.count_passes, layers.embedding_layer(classifier.model))
+        layer = layers.embedding_layer(classifier.model)
+        # Models without an embeddings module (XLNet) lay their word embeddings out sequence-first inside
+        # the model, which Captum's layer hook cannot expand along the batch. Attributing to
+        # ``inputs_embeds`` (batch-first) is the same computation for the word-embedding layer.
+        self._on_word_embeddings = layer is classifier.model.get_input_embeddings()
+        if self._on_word_embeddings:
+            self._ig = IntegratedGradients(self.counted(classifier.forward_embeds))
+        else:
+            self._ig = LayerIntegratedGradients(self.counted(classifier.forward), layer)
 
     def details(self) -> dict[str, Any]:
         return {"integration_method": self.method}
 
     def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-        input_ids = batch["input_ids"]
+        inputs = batch["input_ids"]
+        baselines = pad_baseline(inputs, batch["special_tokens_mask"], self.classifier.tokenizer.pad_token_id)
+        if self._on_word_embeddings:
+            embed = self.classifier.model.get_input_embeddings()
+            with torch.no_grad():
+                inputs, baselines = embed(inputs), embed(baselines)
+            self._passes += 2 * len(inputs)  # as Captum's layer variant, which runs the model to get them
         attributions = self._ig.attribute(
-            inputs=input_ids,
-            baselines=pad_baseline(input_ids, batch["special_tokens_mask"], self.classifier.tokenizer.pad_token_id),
+            inputs=inputs,
+            baselines=baselines,
             target=targets,
             additional_forward_args=self.classifier.model_inputs(batch),
             n_steps=self.samples,
@@ -104,7 +118,7 @@ class ShapleyValueSamplingExplainer(Explainer):
         self.samples = samples
         self.seed = seed
         self.perturbations_per_eval = perturbations_per_eval
-        self._sv = ShapleyValueSampling(self.count_passes)
+        self._sv = ShapleyValueSampling(self.counted(classifier.forward))
 
     def details(self) -> dict[str, Any]:
         return {"seed": self.seed}
@@ -116,7 +130,7 @@ class ShapleyValueSamplingExplainer(Explainer):
         # Captum draws permutations from torch's global generator: fork it so seeding stays local.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            return self._sv.attribute(
+            scores = self._sv.attribute(
                 input_ids,
                 baselines=pad_baseline(input_ids, special, self.classifier.tokenizer.pad_token_id),
                 target=targets,
@@ -125,3 +139,6 @@ class ShapleyValueSamplingExplainer(Explainer):
                 n_samples=self.samples,
                 perturbations_per_eval=self.perturbations_per_eval,
             )
+        # The special group's baseline is the input itself, so its contribution is exactly zero; Captum
+        # reports rounding noise (~1e-9) from evaluating the same input in differently sized batches.
+        return scores.masked_fill(special, 0.0)
