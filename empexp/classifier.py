@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import json
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,8 +24,6 @@ from transformers.utils import logging as hf_logging
 from empexp import layers
 from empexp.errors import InputError, ModelLoadError
 from empexp.hub import cache_only_unless_reachable, hub_reachable, pip_shipped_path
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_CLASSIFIER = Path(__file__).parent / "default" / "classifier"
 """The embedded default: a LoRA adapter on all-MiniLM-L6-v2 fine-tuned on SST-2, in Hub layout."""
@@ -225,7 +223,8 @@ def load_classifier(
     """
     source = str(DEFAULT_CLASSIFIER if name_or_path is None else name_or_path)
     local = Path(source).is_dir()
-    offline = not local and not hub_reachable()
+    # Probe the Hub only when something must come from it: never for a local model on a local base.
+    offline = not (local and _local_base(source)) and not hub_reachable()
     options = {"revision": revision}
     try:
         with cache_only_unless_reachable(not offline):
@@ -247,6 +246,18 @@ def _load(
     return model, tokenizer
 
 
+def _local_base(folder: str) -> bool:
+    """Whether a local folder is a full model, or an adapter whose base is on disk (a folder or a package)."""
+    config = Path(folder) / ADAPTER_CONFIG
+    if not config.is_file():
+        return True
+    try:
+        base = json.loads(config.read_text())["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError):
+        return True  # an unreadable adapter fails when loaded, with its own message
+    return pip_shipped_path(base) is not None or Path(base).is_dir()
+
+
 def _is_adapter(source: str, revision: str | None, *, local: bool, offline: bool) -> bool:
     """Whether ``source`` holds a PEFT adapter (``adapter_config.json``), asking the network only when online."""
     if local:
@@ -264,21 +275,22 @@ def _load_adapter(
     peft_config = PeftConfig.from_pretrained(source, **options)
     base = peft_config.base_model_name_or_path
     base_path = pip_shipped_path(base) or base
+    base_options = {"revision": peft_config.revision}
     # An adapter may carry the classifier's own config (labels, head size) and tokeniser; else the base's serve.
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
     except (OSError, ValueError):
-        config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code, **options)
+        config = AutoConfig.from_pretrained(base_path, trust_remote_code=trust_remote_code, **base_options)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **options)
     except (OSError, ValueError):
-        tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=trust_remote_code, **options)
+        tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=trust_remote_code, **base_options)
     # The new head is replaced by the adapter's saved copy, so the "newly initialised" report is noise,
     # and so are deprecation warnings raised inside peft.
     with _quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         model = AutoModelForSequenceClassification.from_pretrained(
-            base_path, config=config, trust_remote_code=trust_remote_code, **options
+            base_path, config=config, trust_remote_code=trust_remote_code, **base_options
         )
         model = PeftModel.from_pretrained(model, source, **options)
         return model.merge_and_unload(), tokenizer
@@ -297,11 +309,13 @@ def _quiet_transformers() -> Iterator[None]:
 
 
 def _load_error_message(source: str, local: bool, offline: bool, error: Exception) -> str:
-    if local:
-        return f"{source} is a folder but not a loadable sequence classifier ({error})"
     if offline:
+        if local:
+            return f"could not load the base model of the adapter in {source} (the Hub is not reachable): {error}"
         return (
             f"could not load {source!r}: it is not a local folder, not in the Hugging Face cache, "
             "and the Hub is not reachable (offline)"
         )
+    if local:
+        return f"{source} is a folder but not a loadable sequence classifier ({error})"
     return f"could not load {source!r} from the Hugging Face Hub: {error}"

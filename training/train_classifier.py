@@ -175,6 +175,9 @@ def main() -> None:
         generator.manual_seed(args.seed + epoch)
         loader = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
         for batch in loader:
+            # Dropout depends on (seed, step) only: a resumed run draws the same masks as an uninterrupted
+            # one, whatever else consumed random numbers in between (data loader iterators do).
+            torch.manual_seed(args.seed * 1_000_003 + step)
             loss = model(**batch).loss
             accelerator.backward(loss)
             optimizer.step()

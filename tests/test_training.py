@@ -1,0 +1,65 @@
+"""The classifier training script resumes after ``kill -9`` exactly where an uninterrupted run would be."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from empexp import load_classifier
+
+SCRIPT = Path(__file__).parents[1] / "training" / "train_classifier.py"
+
+
+def write_data(directory: Path) -> Path:
+    directory.mkdir()
+    rows = [("the movie was great", 1), ("awful", 0), ("not a good film", 0), ("a very good plot", 1)]
+    for name, repeat in (("train.tsv", 12), ("dev.tsv", 2)):
+        lines = ["label\tsentence"] + [f"{label}\t{text}" for text, label in rows * repeat]
+        (directory / name).write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def command(base: Path, data: Path, run_dir: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, str(SCRIPT), "--data-dir", str(data), "--base-path", str(base), "--base", str(base),
+        "--run-dir", str(run_dir), "--output-dir", str(out), "--epochs", "4", "--batch-size", "8",
+        "--lora-r", "2", "--eval-every", "3", "--checkpoint-every", "1", "--seed", "3",
+    ]  # fmt: skip
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    (checkpoint,) = (run_dir / "checkpoints").glob("step-*")
+    assert checkpoint.name == "step-24"
+    return load_file(checkpoint / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_uninterrupted_run(bert_path, tmp_path):
+    data = write_data(tmp_path / "data")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    straight = tmp_path / "straight"
+    subprocess.run(command(bert_path, data, straight, tmp_path / "out-a"), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command(bert_path, data, killed, tmp_path / "out-b"), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list((killed / "checkpoints").glob("step-[3-9]")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "checkpoints" / "step-24").exists(), "the run finished before it could be killed"
+    subprocess.run(command(bert_path, data, killed, tmp_path / "out-b"), check=True, env=env, capture_output=True)
+
+    expected, resumed = final_weights(straight), final_weights(killed)
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=1e-5)
+    classifier = load_classifier(tmp_path / "out-b")  # the exported adapter loads as a classifier
+    assert classifier.predict(["the movie was great"])[0].label in {"negative", "positive"}
