@@ -186,13 +186,16 @@ class Classifier:
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
         """Predicted label and class probabilities for each text."""
         encoded = self.encode(texts)
-        predictions = []
-        for start in range(0, len(encoded), batch_size):
-            chunk = encoded[start : start + batch_size]
-            logits = self.logits(self.collate(chunk))
-            for e, row, probs in zip(chunk, logits, self.probabilities(logits)):
+        # Batches of similar length waste little compute on padding; results go back in input order.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        predictions: list[Prediction | None] = [None] * len(encoded)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            logits = self.logits(self.collate([encoded[i] for i in chunk]))
+            for i, row, probs in zip(chunk, logits, self.probabilities(logits)):
                 target = int(row.argmax())
-                predictions.append(Prediction(e.text, target, self.labels[target], probs, e.truncated))
+                e = encoded[i]
+                predictions[i] = Prediction(e.text, target, self.labels[target], probs, e.truncated)
         return predictions
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 
-# Both are read when the libraries are imported: no analytics calls from a local, offline app.
+# Read when gradio is imported: no analytics calls from a local, offline app.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
 from empexp.app.views import cost, highlights
-from empexp.classifier import Classifier, load_classifier
+from empexp.classifier import DEFAULT_CLASSIFIER, Classifier, load_classifier
 from empexp.errors import EmpexpError
 from empexp.explainers import get_explainer
 
@@ -32,6 +32,13 @@ THEME = gr.themes.Default(
     font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
     font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
 )
+
+
+def model_name(classifier: Classifier) -> str:
+    """How the page names the model: its Hub id or folder, or what the embedded default is."""
+    if classifier.name_or_path == str(DEFAULT_CLASSIFIER):
+        return "the embedded default (all-MiniLM-L6-v2 with a LoRA adapter fine-tuned on SST-2)"
+    return f"`{classifier.name_or_path}`"
 
 
 def build_app(classifier: Classifier | None = None) -> gr.Blocks:
@@ -74,7 +81,7 @@ def build_app(classifier: Classifier | None = None) -> gr.Blocks:
     with gr.Blocks(title="empexp: explanations for text classifiers", analytics_enabled=False) as app:
         gr.Markdown(
             "# empexp\nType a sentence: the classifier's prediction, and which tokens drove it according to "
-            f"two attribution methods. Model: `{classifier.name_or_path}`."
+            f"two attribution methods. Model: {model_name(classifier)}."
         )
         with gr.Row():
             with gr.Column(scale=3):
