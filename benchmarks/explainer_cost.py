@@ -56,8 +56,6 @@ def main() -> None:
         (f"IG s={s}, one at a time", "ig", {"samples": s, "batch_size": 1}),
         (f"IG s={s}, batches of 8 of equal length", "ig", {"samples": s, "batch_size": 8, "pad_batches": False}),
         (f"IG s={s}, batches of 8, padded", "ig", {"samples": s, "batch_size": 8, "pad_batches": True}),
-        (f"SV s={s}, one at a time, 1 perturbation per pass", "sv", {"samples": s, "batch_size": 1,
-                                                                       "perturbations_per_eval": 1}),
         (f"SV s={s}, one at a time", "sv", {"samples": s, "batch_size": 1}),
         (f"SV s={s}, batches of 8 of equal length", "sv", {"samples": s, "batch_size": 8}),
     ]  # fmt: skip
