@@ -82,8 +82,7 @@ class Classifier:
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        limits = [tokenizer.model_max_length, FALLBACK_MAX_LENGTH]
-        self.max_length = min(limits)
+        self.max_length = min(tokenizer.model_max_length, FALLBACK_MAX_LENGTH)
 
     @property
     def device(self) -> torch.device:
