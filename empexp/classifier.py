@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,12 @@ from empexp.hub import cache_only_unless_reachable, hub_reachable, pip_shipped_p
 DEFAULT_CLASSIFIER = Path(__file__).parent / "default" / "classifier"
 """The embedded default: a LoRA adapter on all-MiniLM-L6-v2 fine-tuned on SST-2, in Hub layout."""
 
+DEFAULT_NAME = "empexp/default/classifier"
+"""How records name the embedded default (its folder differs between installations)."""
+
 ADAPTER_CONFIG = "adapter_config.json"
+
+FINGERPRINT_TEXT = "A probe sentence: the film was neither good nor bad, 42 minutes."
 
 # Tokenisers of relative-position models (XLNet) claim no length limit; attention is still quadratic.
 FALLBACK_MAX_LENGTH = 512
@@ -69,11 +75,18 @@ class Classifier:
         model: the ``transformers`` model (PEFT adapters already merged).
         tokenizer: its fast tokeniser (character offsets are needed to map tokens to the text).
         name_or_path: where it was loaded from (Hub id or folder).
+        revision: the Hub revision asked for, if any.
         labels: class names by index, from ``config.id2label``.
         max_length: longest token sequence accepted; longer texts are truncated.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name_or_path: str):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        name_or_path: str,
+        revision: str | None = None,
+    ):
         if not tokenizer.is_fast:
             raise ModelLoadError(f"{name_or_path}: empexp needs a fast tokenizer (for character offsets)")
         if tokenizer.pad_token_id is None:
@@ -81,12 +94,38 @@ class Classifier:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
+        self.revision = revision
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.max_length = min(tokenizer.model_max_length, FALLBACK_MAX_LENGTH)
 
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the embedded default classifier."""
+        return Path(self.name_or_path) == DEFAULT_CLASSIFIER
+
+    def identity(self) -> dict:
+        """What an explainer trained for this classifier records, to refuse any other classifier later.
+
+        ``fingerprint`` is the logits for a fixed probe text: models that share architecture and
+        vocabulary but not weights (say, two fine-tunings of one base) tell apart by it.
+        """
+        vocab = sorted(self.tokenizer.get_vocab().items())
+        probe = self.logits(self.collate(self.encode([FINGERPRINT_TEXT])))[0]
+        config = self.model.config
+        return {
+            "name_or_path": DEFAULT_NAME if self.is_default else self.name_or_path,
+            "revision": self.revision,
+            "model_type": config.model_type,
+            "hidden_size": config.hidden_size,
+            "num_hidden_layers": config.num_hidden_layers,
+            "labels": self.labels,
+            "vocab_sha256": hashlib.sha256(json.dumps(vocab).encode()).hexdigest(),
+            "fingerprint": [round(x, 4) for x in probe.tolist()],
+        }
 
     def encode(self, texts: Sequence[str]) -> list[EncodedText]:
         """Tokenise each text on its own (no padding), truncating to :attr:`max_length`.
@@ -145,7 +184,7 @@ class Classifier:
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for a batch; the function explainers attribute (gradients flow)."""
-        return self._logits({"input_ids": input_ids}, attention_mask, token_type_ids, position_ids)
+        return self._run({"input_ids": input_ids}, attention_mask, token_type_ids, position_ids).logits
 
     def forward_embeds(
         self,
@@ -155,15 +194,15 @@ class Classifier:
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits from word embeddings instead of ids (same arguments as :meth:`forward`)."""
-        return self._logits({"inputs_embeds": inputs_embeds}, attention_mask, token_type_ids, position_ids)
+        return self._run({"inputs_embeds": inputs_embeds}, attention_mask, token_type_ids, position_ids).logits
 
-    def _logits(self, kwargs: dict, attention_mask, token_type_ids, position_ids) -> torch.Tensor:
+    def _run(self, kwargs: dict, attention_mask, token_type_ids, position_ids, **options):
         kwargs["attention_mask"] = attention_mask
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         if position_ids is not None:
             kwargs["position_ids"] = position_ids
-        return self.model(**kwargs).logits
+        return self.model(**kwargs, **options)
 
     def model_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """``(attention_mask, token_type_ids, position_ids)`` for :meth:`forward`, after ``input_ids``."""
@@ -176,6 +215,12 @@ class Classifier:
     @torch.no_grad()
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.forward(batch["input_ids"], *self.model_inputs(batch))
+
+    @torch.no_grad()
+    def logits_and_hidden_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Logits and every layer's hidden states ``(batch, tokens, hidden)``, embeddings first, in one pass."""
+        outputs = self._run({"input_ids": batch["input_ids"]}, *self.model_inputs(batch), output_hidden_states=True)
+        return outputs.logits, outputs.hidden_states
 
     def probabilities(self, logits: torch.Tensor) -> list[dict[str, float]]:
         """Class name -> probability, one dict per row of ``logits``."""
@@ -235,7 +280,7 @@ def load_classifier(
         raise ModelLoadError(_load_error_message(source, local, offline, error)) from error
     if device is not None:
         model.to(device)
-    return Classifier(model, tokenizer, source)
+    return Classifier(model, tokenizer, source, revision)
 
 
 def _load(

@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="integration rule of ig (default: gausslegendre)",
     )
     explain.add_argument("--batch-size", type=int, help="texts attributed together")
+    explain.add_argument(
+        "--explainer",
+        help="Hub id or folder of an empirical explainer trained for --model "
+        "(empirical-* methods; default: the embedded one, for the embedded classifier)",
+    )
+    explain.add_argument("--explainer-revision", help="Hub revision of --explainer")
     return parser
 
 
@@ -88,6 +94,8 @@ def _run(args: argparse.Namespace, classifier: Classifier, texts: list[str]) -> 
             "seed": args.seed,
             "method": args.integration_method,
             "batch_size": args.batch_size,
+            "explainer": args.explainer,
+            "revision": args.explainer_revision,
         }.items()
         if value is not None
     }

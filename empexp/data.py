@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import random
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -28,3 +30,13 @@ def read_lines(path: str | Path) -> list[str]:
     """One instance per line; blank lines are skipped."""
     with open(path, encoding="utf-8") as handle:
         return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+def select_texts(texts: Sequence[str], *, limit: int | None = None, min_words: int = 1, seed: int = 0) -> list[str]:
+    """Distinct texts of at least ``min_words`` words, shuffled with ``seed``, the first ``limit`` of them.
+
+    The same arguments give the same list, which is what lets interrupted target generation resume.
+    """
+    distinct = [t for t in dict.fromkeys(texts) if t.strip() and len(t.split()) >= min_words]
+    random.Random(seed).shuffle(distinct)
+    return distinct[:limit]

@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from empexp.app.views import cost, highlights
-from empexp.classifier import DEFAULT_CLASSIFIER, Classifier, load_classifier
+from empexp.classifier import Classifier, load_classifier
 from empexp.errors import EmpexpError
 from empexp.explainers import get_explainer
 
@@ -36,7 +36,7 @@ THEME = gr.themes.Default(
 
 def model_name(classifier: Classifier) -> str:
     """How the page names the model: its Hub id or folder, or what the embedded default is."""
-    if classifier.name_or_path == str(DEFAULT_CLASSIFIER):
+    if classifier.is_default:
         return "the embedded default (all-MiniLM-L6-v2 with a LoRA adapter fine-tuned on SST-2)"
     return f"`{classifier.name_or_path}`"
 

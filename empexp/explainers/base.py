@@ -27,6 +27,9 @@ class Explainer(ABC):
     samples: int | None = None
     """Samples (IG steps, SV permutations) per explanation, where the method has such a knob."""
 
+    reads_hidden_states: ClassVar[bool] = False
+    """Whether :meth:`attribute` needs the prediction pass's hidden states (``batch["hidden_states"]``)."""
+
     def __init__(self, classifier: Classifier, *, batch_size: int = 8, pad_batches: bool = False):
         self.classifier = classifier
         self.batch_size = batch_size
@@ -70,8 +73,13 @@ class Explainer(ABC):
         start = time.perf_counter()
         self._passes = 0
         batch = self.classifier.collate(encoded)
-        with torch.no_grad():
-            logits = self.counted(self.classifier.forward)(batch["input_ids"], *self.classifier.model_inputs(batch))
+        if self.reads_hidden_states:
+            logits, batch["hidden_states"] = self.classifier.logits_and_hidden_states(batch)
+            self._passes += len(encoded)
+        else:
+            with torch.no_grad():
+                forward = self.counted(self.classifier.forward)
+                logits = forward(batch["input_ids"], *self.classifier.model_inputs(batch))
         targets = logits.argmax(-1)
         scores = self.attribute(batch, targets).detach().float().cpu()
         seconds = (time.perf_counter() - start) / len(encoded)

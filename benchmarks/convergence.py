@@ -1,0 +1,89 @@
+"""Convergence curves: IG (or SV) with s = 1..19 samples against s = 20, next to empirical explainers.
+
+    python benchmarks/convergence.py --method ig [--data ../shared/data/sst2/dev.tsv] [--limit 150] \\
+        [--explainer empirical-ig=FOLDER ...] [--plot runs/convergence-ig.png] [--record]
+
+Prints a Markdown table (mean per-instance MSE over real tokens, seconds per text), each empirical
+explainer's MSE and crossover s* (the smallest s whose MSE is below it; s* = 20 means below every
+s = 1..19), and saves the paper's figure. ``--record`` writes the curve as ``convergence.json`` into
+each explainer folder, where the app reads it. Same seed, same texts and same SV permutations.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from empexp import get_explainer, load_classifier
+from empexp.convergence import CURVE_FILE, empirical_point, expensive_curve, plot
+from empexp.data import read_lines, read_tsv, select_texts
+from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=["ig", "sv"], required=True)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/sst2/dev.tsv"), help="TSV or text lines")
+    parser.add_argument("--limit", type=int, default=150, help="texts drawn (seeded) from --data")
+    parser.add_argument("--seed", type=int, default=0, help="draws the texts and seeds SV")
+    parser.add_argument("--max-samples", type=int, default=20)
+    parser.add_argument("--model", help="classifier: Hub id or folder (default: the embedded default)")
+    parser.add_argument(
+        "--explainer",
+        action="append",
+        metavar="METHOD=ID_OR_FOLDER",
+        help="an empirical explainer, e.g. empirical-ig=runs/my-explainer; repeatable "
+        "(default: the embedded empirical-METHOD and empirical-METHOD-head)",
+    )
+    parser.add_argument("--plot", type=Path, help="PNG path (default: runs/convergence-METHOD.png)")
+    parser.add_argument("--record", action="store_true", help=f"write {CURVE_FILE} into each explainer folder")
+    args = parser.parse_args()
+
+    classifier = load_classifier(args.model)
+    texts = read_tsv(args.data)[0] if args.data.suffix == ".tsv" else read_lines(args.data)
+    texts = select_texts(texts, limit=args.limit, seed=args.seed)
+    pairs = args.explainer or [
+        f"{name}={DEFAULT_EXPLAINERS / name}" for name in (f"empirical-{args.method}", f"empirical-{args.method}-head")
+    ]
+    explainers = {}
+    for pair in pairs:
+        name, _, source = pair.partition("=")
+        explainers[name] = (get_explainer(name, classifier, explainer=source or None), source)
+
+    curve, targets = expensive_curve(
+        classifier, texts, args.method, max_samples=args.max_samples, seed=args.seed, progress=tqdm
+    )
+    for name, (explainer, _) in explainers.items():
+        curve.add_empirical(name, *empirical_point(explainer, texts, targets))
+
+    m, top = args.method.upper(), args.max_samples
+    print(
+        f"\n{m} convergence on {len(texts)} texts of {args.data.name} (seed {args.seed}); "
+        f"targets' mean square {curve.target_mean_square:.4f}\n"
+    )
+    print(f"| explainer | MSE against {m} s={top} | ms per text |")
+    print("|---|---:|---:|")
+    for s in sorted(curve.mse):
+        print(f"| {m} s={s} | {curve.mse[s]:.5f} | {1000 * curve.seconds[s]:.1f} |")
+    for name, point in curve.empirical.items():
+        print(f"| {name} | {point['mse']:.5f} | {1000 * point['seconds']:.1f} |")
+    print()
+    for name, point in curve.empirical.items():
+        beaten = "below every s" if point["crossover"] == top else f"{m} needs s = {point['crossover']} to beat it"
+        print(f"{name}: crossover s* = {point['crossover']} ({beaten})")
+
+    path = args.plot or Path("runs") / f"convergence-{args.method}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot(curve, title=f"{m} convergence, {len(texts)} texts of {args.data.name}").savefig(path, dpi=120)
+    print(f"plot: {path}")
+    if args.record:
+        for _, source in explainers.values():
+            if Path(source).is_dir():
+                (Path(source) / CURVE_FILE).write_text(curve.to_json())
+                print(f"recorded in {Path(source) / CURVE_FILE}")
+
+
+if __name__ == "__main__":
+    main()

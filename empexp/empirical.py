@@ -1,0 +1,222 @@
+"""Empirical explainers: models that predict an expensive explainer's token scores in one pass.
+
+As in "Efficient Explanations from Empirical Explainers" (Schwarzenberg et al., 2021), with two
+differences. The paper puts a linear layer over the flattened sequence on a copy of the classifier's
+encoder, tying the explainer to one sequence length; here a per-token head scores each token from its
+own hidden states, so any length works. And besides that copy (``adapter`` set: a LoRA-adapted copy
+of the classifier's encoder runs one extra pass) there is a head-only variant (``adapter=None``) that
+reads the hidden states of the classifier's own prediction pass: the explanation comes with the
+prediction at almost no added cost.
+
+Either way the head reads every layer's hidden state at each token and outputs one score per class;
+the explained class (the prediction) picks its score. Only the head and the LoRA weights are saved
+(``model.safetensors`` plus ``config.json``, Hub layout), so an explainer for a 22M-parameter
+classifier takes a few MB; the rest is the classifier it was trained for, checked when loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import ModelHubMixin, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from empexp.classifier import Classifier
+from empexp.errors import ModelLoadError
+from empexp.hub import cache_only_unless_reachable, hub_reachable
+
+WEIGHTS_NAME = "model.safetensors"
+IDENTITY_CHECKED = ("model_type", "hidden_size", "num_hidden_layers", "labels", "vocab_sha256")
+
+
+class EmpiricalModel(
+    nn.Module,
+    ModelHubMixin,
+    library_name="empexp",
+    tags=["empexp", "empirical-explainer", "explainability", "text-classification"],
+    repo_url="https://github.com/empexp/empexp",
+):
+    """Predicts the scores an expensive explainer gives the predicted class, for one classifier.
+
+    Args:
+        classifier: the classifier explained; its identity must match ``explains``.
+        explains: :meth:`Classifier.identity` of the classifier it was trained for.
+        imitates: the expensive explainer and its settings, e.g. ``{"method": "ig", "samples": 20}``.
+        adapter: LoRA settings (``r``, ``alpha``) of the encoder copy; ``None`` reads the classifier's
+            own hidden states (no extra pass).
+        head_size: width of the per-token head's hidden layer.
+
+    Raises:
+        ModelLoadError: ``classifier`` is not the one in ``explains``.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        explains: dict,
+        imitates: dict,
+        adapter: dict | None = None,
+        head_size: int = 128,
+    ):
+        super().__init__()
+        check_identity(explains, classifier)
+        self.explains = explains
+        self.imitates = imitates
+        self.adapter = adapter
+        config = classifier.model.config
+        features = config.hidden_size * (config.num_hidden_layers + 1)
+        self.head = nn.Sequential(
+            nn.LayerNorm(features),
+            nn.Linear(features, head_size),
+            nn.GELU(),
+            nn.Linear(head_size, config.num_labels),
+        )
+        self.encoder: nn.Module | None = None
+        if adapter is not None:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            lora = LoraConfig(
+                r=adapter["r"], lora_alpha=adapter["alpha"], target_modules="all-linear", lora_dropout=0.0
+            )
+            # A copy, so the classifier's own weights stay untouched by training and by merging.
+            self.encoder = inject_adapter_in_model(lora, copy.deepcopy(classifier.model.base_model))
+            for name, parameter in self.encoder.named_parameters():
+                parameter.requires_grad = "lora_" in name
+        self.to(classifier.device)
+
+    @property
+    def extra_pass(self) -> bool:
+        """Whether explaining costs a pass of the encoder copy (else only the tiny head runs)."""
+        return self.encoder is not None
+
+    def forward(
+        self,
+        batch: dict[str, torch.Tensor],
+        targets: torch.Tensor,
+        hidden_states: tuple[torch.Tensor, ...] | None = None,
+    ) -> torch.Tensor:
+        """Scores ``(batch, tokens)`` for the ``targets`` classes; 0 at special and pad positions.
+
+        ``batch`` is a :meth:`Classifier.collate` batch; ``hidden_states`` (every layer, from the
+        classifier's prediction pass) are needed by the head-only variant and ignored by the other.
+        """
+        if self.encoder is not None:
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+            hidden_states = self.encoder(**inputs, output_hidden_states=True).hidden_states
+        elif hidden_states is None:
+            raise ValueError("this empirical explainer reads the classifier's hidden states: pass hidden_states")
+        scores = self.head(torch.cat(hidden_states, dim=-1))
+        picked = scores.gather(-1, targets.view(-1, 1, 1).expand(-1, scores.shape[1], 1)).squeeze(-1)
+        return picked.masked_fill(batch["special_tokens_mask"], 0.0)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """What is saved: the head and the LoRA weights (the rest is the classifier's)."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith("head.") or "lora_" in k}
+
+    def set_merged(self, merged: bool) -> None:
+        """Fold the LoRA weights into the copy's linear layers (inference: no extra cost) or take them out."""
+        from peft.tuners.lora import LoraLayer
+
+        for module in self.encoder.modules() if self.encoder is not None else ():
+            if isinstance(module, LoraLayer) and module.merged != merged:
+                module.merge() if merged else module.unmerge()
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
+        save_file(tensors, save_directory / WEIGHTS_NAME, metadata={"format": "pt"})
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        **model_kwargs: Any,
+    ) -> EmpiricalModel:
+        if Path(model_id).is_dir():
+            weights = Path(model_id) / WEIGHTS_NAME
+        else:
+            weights = hf_hub_download(
+                model_id,
+                WEIGHTS_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+            )
+        model = cls(**model_kwargs)
+        expected = model.trainable_state_dict()
+        try:
+            state = load_file(weights, device=str(model.head[1].weight.device))
+        except (OSError, SafetensorError) as error:
+            raise ModelLoadError(f"{model_id}: unreadable {WEIGHTS_NAME} ({error})") from error
+        wrong = sorted(k for k in expected.keys() | state.keys() if k not in state or k not in expected)
+        wrong += sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
+        if wrong:
+            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} does not match its config.json (e.g. {wrong[0]})")
+        model.load_state_dict(state, strict=False)
+        model.set_merged(True)
+        return model.eval()
+
+
+def check_identity(explains: dict, classifier: Classifier) -> None:
+    """Refuse a classifier other than the one an explainer was trained for.
+
+    Raises:
+        ModelLoadError: vocabulary, architecture, labels or the probe logits differ.
+    """
+    actual = classifier.identity()
+    trained_for = explains.get("name_or_path", "another classifier")
+    for key in IDENTITY_CHECKED:
+        if explains.get(key) != actual[key]:
+            raise ModelLoadError(
+                f"this explainer was trained for {trained_for}, not for {actual['name_or_path']}: "
+                f"their {key.replace('_', ' ')} differ"
+            )
+    # Probe logits agree to rounding across devices and dtypes; other weights move them far more.
+    expected = explains.get("fingerprint", [])
+    if not all(math.isclose(a, b, abs_tol=0.02) for a, b in zip(expected, actual["fingerprint"], strict=True)):
+        raise ModelLoadError(
+            f"this explainer was trained for {trained_for}, not for {actual['name_or_path']}: "
+            "same architecture and vocabulary, but different weights (their outputs on a probe text differ)"
+        )
+
+
+def load_empirical(name_or_path: str | Path, classifier: Classifier, *, revision: str | None = None) -> EmpiricalModel:
+    """An empirical explainer from a Hub id or a local folder, on ``classifier`` (which must be its own).
+
+    Raises:
+        ModelLoadError: nothing loadable there, a corrupt file, or another classifier's explainer.
+    """
+    source = str(name_or_path)
+    local = Path(source).is_dir()
+    reachable = local or hub_reachable()
+    try:
+        with cache_only_unless_reachable(reachable):
+            return EmpiricalModel.from_pretrained(source, revision=revision, classifier=classifier)
+    except ModelLoadError:
+        raise
+    except TypeError as error:  # config.json missing or lacking required fields
+        raise ModelLoadError(f"{source}: not an empirical explainer (config.json missing or incomplete)") from error
+    except (EntryNotFoundError, LocalEntryNotFoundError, HFValidationError, OSError, ValueError) as error:
+        where = "" if reachable else " (the Hub is not reachable and it is not cached)"
+        raise ModelLoadError(f"could not load the empirical explainer {source!r}{where}: {error}") from error
+
+
+def token_mse(scores: torch.Tensor, targets: torch.Tensor, special_tokens_mask: torch.Tensor) -> torch.Tensor:
+    """Per-instance mean squared error over real tokens (special and pad positions left out), shape ``(batch,)``."""
+    real = (~special_tokens_mask).float()
+    return ((scores - targets) ** 2 * real).sum(-1) / real.sum(-1).clamp(min=1.0)

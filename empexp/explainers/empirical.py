@@ -1,0 +1,101 @@
+"""Empirical explainers in the registry: ``empirical-ig``, ``empirical-sv`` and their ``-head`` variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from empexp.classifier import Classifier
+from empexp.empirical import load_empirical
+from empexp.errors import InputError
+from empexp.explainers.base import Explainer
+from empexp.explainers.registry import register
+
+DEFAULT_EXPLAINERS = Path(__file__).parent.parent / "default"
+"""Where the embedded default classifier's explainers live, one folder per registry id."""
+
+
+class EmpiricalExplainer(Explainer):
+    """One pass of a trained model instead of the expensive explainer it imitates.
+
+    Args:
+        explainer: Hub id or folder of an empirical explainer trained for this classifier; defaults
+            to the embedded one when the classifier is the embedded default.
+        revision: Hub revision of ``explainer``.
+        batch_size: texts explained together (padded: it is a single pass).
+
+    Raises:
+        InputError: no explainer given for a classifier without an embedded one, or one of another kind.
+        ModelLoadError: the explainer cannot be loaded, or was trained for another classifier.
+    """
+
+    imitates: ClassVar[str]
+    """The expensive explainer's registry id."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        explainer: str | Path | None = None,
+        revision: str | None = None,
+        batch_size: int = 32,
+    ):
+        super().__init__(classifier, batch_size=batch_size, pad_batches=True)
+        if explainer is None:
+            if not classifier.is_default:
+                raise InputError(
+                    f"{self.name} needs an explainer trained for {classifier.name_or_path}: "
+                    "pass explainer=HUB_ID_OR_FOLDER (CLI: --explainer)"
+                )
+            explainer = DEFAULT_EXPLAINERS / self.name
+        self.source = str(explainer)
+        self.model = load_empirical(explainer, classifier, revision=revision)
+        method, extra_pass = self.model.imitates["method"], self.model.extra_pass
+        if method != self.imitates or extra_pass == self.reads_hidden_states:
+            right = f"empirical-{method}" + ("" if extra_pass else "-head")
+            raise InputError(f"{self.source} is a {right} explainer; use it with method {right!r}, not {self.name!r}")
+
+    def details(self) -> dict[str, Any]:
+        return {"imitates": self.model.imitates, "explainer": self.source}
+
+    @torch.no_grad()
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        if self.model.extra_pass:
+            self._passes += len(targets)
+        return self.model(batch, targets, batch.get("hidden_states"))
+
+
+@register
+class EmpiricalIG(EmpiricalExplainer):
+    """Predicts Integrated Gradients' scores with a LoRA-adapted copy of the classifier's encoder (one pass)."""
+
+    name = "empirical-ig"
+    imitates = "ig"
+
+
+@register
+class EmpiricalSV(EmpiricalExplainer):
+    """Predicts Shapley Value Sampling's scores with a LoRA-adapted copy of the classifier's encoder (one pass)."""
+
+    name = "empirical-sv"
+    imitates = "sv"
+
+
+@register
+class EmpiricalIGHead(EmpiricalExplainer):
+    """Predicts Integrated Gradients' scores from the prediction pass's hidden states (no extra pass)."""
+
+    name = "empirical-ig-head"
+    imitates = "ig"
+    reads_hidden_states = True
+
+
+@register
+class EmpiricalSVHead(EmpiricalExplainer):
+    """Predicts Shapley Value Sampling's scores from the prediction pass's hidden states (no extra pass)."""
+
+    name = "empirical-sv-head"
+    imitates = "sv"
+    reads_hidden_states = True

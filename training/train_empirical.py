@@ -1,0 +1,194 @@
+"""Train an empirical explainer (MSE) on targets from ``generate_targets.py``.
+
+    accelerate launch training/train_empirical.py --targets runs/targets/ig \\
+        --variant encoder --output-dir empexp/default/empirical-ig
+
+``--variant encoder``: a LoRA-adapted copy of the classifier's encoder plus a per-token head (one extra
+pass per explanation). ``--variant head``: the head alone on the classifier's own hidden states (no
+extra pass). A seeded split holds out ``--val-fraction`` of the targets; validation MSE is measured
+every ``--eval-every`` steps, the best model is exported, and training stops after ``--patience``
+evaluations without improvement. Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
+rerunning the same command resumes from the newest one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from functools import partial
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from empexp import load_classifier
+from empexp.classifier import Classifier
+from empexp.empirical import EmpiricalModel, token_mse
+from empexp.targets import collate_targets, load_targets
+from empexp.training import Checkpointer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", type=Path, required=True, help="a finished target folder")
+    parser.add_argument("--output-dir", type=Path, required=True, help="where the best explainer is exported")
+    parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default: runs/<output-dir name>)")
+    parser.add_argument("--model", help="the classifier the targets explain (default: the embedded default)")
+    parser.add_argument("--revision")
+    parser.add_argument("--variant", choices=["encoder", "head"], default="encoder")
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-alpha", type=int, default=32)
+    parser.add_argument("--head-size", type=int, default=128)
+    parser.add_argument("--epochs", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--warmup", type=float, default=0.06, help="fraction of steps with linear warm-up")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--eval-every", type=int, help="steps between validations (default: once per epoch)")
+    parser.add_argument("--patience", type=int, default=3, help="validations without improvement before stopping")
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded train/validation split of ``range(n)`` (at least one validation instance)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, round(n * val_fraction))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def step_loss(model, classifier: Classifier, batch: dict[str, torch.Tensor], extra_pass: bool) -> torch.Tensor:
+    """Per-instance token MSE of the explainer on a target batch."""
+    hidden_states = None
+    if not extra_pass:
+        _, hidden_states = classifier.logits_and_hidden_states(batch)
+    scores = model(batch, batch["predicted"], hidden_states)
+    return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
+
+
+@torch.no_grad()
+def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, extra_pass: bool) -> float:
+    model.eval()
+    losses = [accelerator.gather_for_metrics(step_loss(model, classifier, batch, extra_pass)) for batch in loader]
+    model.train()
+    return torch.cat(losses).mean().item()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run_dir = args.run_dir or Path("runs") / args.output_dir.name
+    accelerator = Accelerator()
+    set_seed(args.seed)
+    classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
+    classifier.model.requires_grad_(False)
+    targets, metadata = load_targets(args.targets)
+    adapter = {"r": args.lora_r, "alpha": args.lora_alpha} if args.variant == "encoder" else None
+    # Refuses a classifier other than the targets' own.
+    model = EmpiricalModel(
+        classifier,
+        explains=metadata["classifier"],
+        imitates=metadata["explainer"],
+        adapter=adapter,
+        head_size=args.head_size,
+    )
+
+    train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
+    collate = partial(
+        collate_targets, pad_token_id=classifier.tokenizer.pad_token_id, padding_side=classifier.tokenizer.padding_side
+    )
+    train_set = [targets[i] for i in train_ids]
+    generator = torch.Generator().manual_seed(args.seed)
+    train_loader = DataLoader(
+        train_set, batch_size=args.batch_size, sampler=RandomSampler(train_set, generator=generator), collate_fn=collate
+    )
+    val_loader = DataLoader([targets[i] for i in val_ids], batch_size=64, collate_fn=collate)
+
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
+    )
+    steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes)
+    total_steps = int(args.epochs * steps_per_epoch)
+    eval_every = args.eval_every or steps_per_epoch
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * total_steps), total_steps)
+    model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, val_loader, scheduler
+    )
+
+    checkpointer = Checkpointer(accelerator, run_dir / "checkpoints")
+    state = checkpointer.restore() or {"step": 0, "best_mse": None, "best_step": None, "bad_evals": 0}
+    step = state["step"]
+    log_path = run_dir / "log.jsonl"
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        accelerator.print(
+            f"{len(train_ids)} train / {len(val_ids)} validation targets; "
+            f"{'resuming at step ' + str(step) if step else 'starting'}; at most {total_steps} steps"
+        )
+
+    def evaluate() -> None:
+        mse = validation_mse(model, classifier, val_loader, accelerator, adapter is not None)
+        record = {"step": step, "epoch": step / steps_per_epoch, "val_mse": mse, "train_loss": loss_value}
+        if state["best_mse"] is None or mse < state["best_mse"]:
+            state.update(best_mse=mse, best_step=step, bad_evals=0)
+            if accelerator.is_main_process:
+                accelerator.unwrap_model(model).save_pretrained(run_dir / "best")
+                (run_dir / "best" / "training_metrics.json").write_text(
+                    json.dumps({**record, "targets": len(targets), "args": _jsonable(args)}, indent=2) + "\n"
+                )
+        else:
+            state["bad_evals"] += 1
+        if accelerator.is_main_process:
+            with open(log_path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+            progress.write(f"step {step}: validation MSE {mse:.5f} (best {state['best_mse']:.5f})")
+
+    model.train()
+    progress = tqdm(total=total_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)
+    loss_value = float("nan")
+    while step < total_steps and state["bad_evals"] < args.patience:
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        # The sampler's order depends only on (seed, epoch): a resumed run sees the same batches.
+        generator.manual_seed(args.seed + epoch)
+        loader = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
+        for batch in loader:
+            loss = step_loss(model, classifier, batch, adapter is not None).mean()
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            loss_value = loss.item()
+            progress.update()
+            progress.set_postfix(loss=f"{loss_value:.4f}")
+            if step % eval_every == 0 or step == total_steps:
+                evaluate()
+            if step % args.checkpoint_every == 0 or step == total_steps or state["bad_evals"] >= args.patience:
+                checkpointer.save(step, state)
+            if step >= total_steps or state["bad_evals"] >= args.patience:
+                break
+    progress.close()
+
+    if accelerator.is_main_process:
+        if state["bad_evals"] >= args.patience:
+            accelerator.print(f"stopped early at step {step}: no improvement in {args.patience} validations")
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        for file in (run_dir / "best").iterdir():
+            shutil.copy(file, args.output_dir / file.name)
+        accelerator.print(f"best validation MSE {state['best_mse']:.5f} at step {state['best_step']}")
+        accelerator.print(f"exported to {args.output_dir}")
+
+
+def _jsonable(args: argparse.Namespace) -> dict:
+    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+
+
+if __name__ == "__main__":
+    main()
