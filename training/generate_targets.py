@@ -3,9 +3,10 @@
     accelerate launch training/generate_targets.py --data ../shared/data/sst2/train.tsv \\
         --method ig --samples 20 --limit 8000 --min-words 8 --output-dir runs/targets/ig
 
-One process or several (``accelerate launch --num_processes N``, CPUs or GPUs): chunk ``k`` goes to
-process ``k % N``. Every chunk is written atomically, so after a kill (even ``kill -9``) the same
-command resumes where it stopped; the number of processes may differ between runs. The result is a
+One process or several (``accelerate launch --num_processes N``; on CPUs, ``ACCELERATE_USE_CPU=true
+accelerate launch --multi_gpu --num_processes N``): chunk ``k`` goes to process ``k % N``. Every
+chunk is written atomically, so after a kill (even ``kill -9``) the same command resumes where it
+stopped; the number of processes may differ between runs. The result is a
 folder of safetensors chunks plus ``targets.json``: read it with ``empexp.targets.load_targets``.
 """
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     for k in progress:
         start = k * args.chunk_size
         chunk = explain_chunk(make_explainer(classifier, args, k), texts[start : start + args.chunk_size], start)
-        write_chunk(chunk_path(args.output_dir, k), chunk, settings)
+        write_chunk(chunk_path(args.output_dir, k), chunk, {**settings, "process": accelerator.process_index})
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         index = finalize(args.output_dir, len(texts), args.chunk_size, settings)
