@@ -52,7 +52,7 @@ def _tokenizer(arch: str):
         cls = BertTokenizer if arch == "bert" else ElectraTokenizer
         return cls(vocab={token: i for i, token in enumerate(vocab)})
     if arch == "roberta":
-        vocab = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", *ByteLevel.alphabet()]
+        vocab = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", *sorted(ByteLevel.alphabet())]
         return RobertaTokenizer(vocab={token: i for i, token in enumerate(vocab)}, merges=[])
     pieces = ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>"]
     vocab = [(p, 0.0) for p in pieces] + [("▁" + w, -2.0) for w in WORDS]

@@ -1,0 +1,127 @@
+"""Empirical explainers: training lowers the error, Hub-layout round trip, refusing other classifiers."""
+
+import json
+
+import pytest
+import torch
+
+from empexp import get_explainer, load_classifier
+from empexp.empirical import EmpiricalModel, load_empirical, token_mse
+from empexp.errors import InputError, ModelLoadError
+from empexp.targets import Target, collate_targets
+from tests.conftest import SENTENCES, make_tiny
+from tests.test_cli import EXPLAIN_FIELDS, run
+
+IMITATES = {"method": "ig", "samples": 4}
+VARIANTS = {"encoder": {"r": 2, "alpha": 4}, "head": None}
+
+
+def ig_targets(classifier) -> list[Target]:
+    explanations = get_explainer("ig", classifier, samples=4).explain(SENTENCES)
+    encoded = classifier.encode(SENTENCES)
+    return [
+        Target(i, torch.tensor(e.input_ids), torch.tensor(e.special), x.target, torch.zeros(2), torch.tensor(x.scores))
+        for i, (e, x) in enumerate(zip(encoded, explanations))
+    ]
+
+
+def loss(model, classifier, batch) -> torch.Tensor:
+    hidden = None if model.extra_pass else classifier.logits_and_hidden_states(batch)[1]
+    return token_mse(model(batch, batch["predicted"], hidden), batch["attributions"], batch["special_tokens_mask"])
+
+
+@pytest.fixture
+def model_factory(tiny):
+    def build(variant: str) -> EmpiricalModel:
+        torch.manual_seed(0)
+        return EmpiricalModel(tiny, explains=tiny.identity(), imitates=IMITATES, adapter=VARIANTS[variant])
+
+    return build
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_training_steps_reduce_the_error(tiny, model_factory, variant):
+    model = model_factory(variant)
+    batch = collate_targets(ig_targets(tiny), tiny.tokenizer.pad_token_id, tiny.tokenizer.padding_side)
+    before = loss(model, tiny, batch).mean().item()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(40):
+        optimizer.zero_grad()
+        loss(model, tiny, batch).mean().backward()
+        optimizer.step()
+    assert loss(model, tiny, batch).mean().item() < 0.5 * before
+    assert all(p.grad is None for p in tiny.model.parameters())  # the classifier itself stays frozen
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_path):
+    model = model_factory(variant)
+    with torch.no_grad():  # move LoRA off its zero init, so the round trip has something to lose
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    model.save_pretrained(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "model.safetensors", "README.md"}
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["explains"] == tiny.identity() and config["imitates"] == IMITATES
+
+    name = "empirical-ig" if variant == "encoder" else "empirical-ig-head"
+    loaded = get_explainer(name, tiny, explainer=tmp_path)
+    batch = tiny.collate(tiny.encode(SENTENCES))
+    logits, hidden = tiny.logits_and_hidden_states(batch)
+    with torch.no_grad():
+        expected = model.eval()(batch, logits.argmax(-1), hidden)
+    explanations = loaded.explain(SENTENCES)
+    for row, keep, explanation in zip(expected, batch["attention_mask"].bool(), explanations):
+        torch.testing.assert_close(torch.tensor(explanation.scores), row[keep], atol=1e-5, rtol=1e-4)
+    assert explanations[0].forward_passes == (2 if variant == "encoder" else 1)
+    assert explanations[0].details["imitates"] == IMITATES
+
+
+def test_explainer_for_another_classifier_is_refused(tiny, tiny_path, model_factory, tmp_path):
+    model_factory("head").save_pretrained(tmp_path / "explainer")
+    retrained = make_tiny(tiny.model.config.model_type, tmp_path / "other")
+    with torch.no_grad():  # same architecture and vocabulary, other weights
+        other = load_classifier(retrained)
+        for parameter in other.model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    with pytest.raises(ModelLoadError, match="different weights"):
+        load_empirical(tmp_path / "explainer", other)
+    different_arch = load_classifier(
+        make_tiny("bert" if tiny.model.config.model_type != "bert" else "roberta", tmp_path / "arch")
+    )
+    with pytest.raises(ModelLoadError, match=r"trained for .* not for"):
+        load_empirical(tmp_path / "explainer", different_arch)
+
+
+def test_bad_explainer_folders_get_clear_errors(bert, tmp_path):
+    with pytest.raises(ModelLoadError, match=r"not an empirical explainer|could not load"):
+        load_empirical(tmp_path, bert)  # empty folder
+    EmpiricalModel(bert, explains=bert.identity(), imitates=IMITATES).save_pretrained(tmp_path / "ok")
+    (tmp_path / "ok" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        load_empirical(tmp_path / "ok", bert)
+    EmpiricalModel(bert, explains=bert.identity(), imitates=IMITATES, head_size=8).save_pretrained(tmp_path / "small")
+    config = json.loads((tmp_path / "small" / "config.json").read_text())
+    (tmp_path / "small" / "config.json").write_text(json.dumps({**config, "head_size": 16}))
+    with pytest.raises(ModelLoadError, match="does not match"):
+        load_empirical(tmp_path / "small", bert)
+    EmpiricalModel(bert, explains=bert.identity(), imitates=IMITATES).save_pretrained(tmp_path / "head")
+    with pytest.raises(InputError, match="use it with method 'empirical-ig-head'"):
+        get_explainer("empirical-ig", bert, explainer=tmp_path / "head")
+    with pytest.raises(InputError, match="needs an explainer"):
+        get_explainer("empirical-sv", bert)
+
+
+@pytest.mark.parametrize("method", ["empirical-ig", "empirical-ig-head"])
+def test_cli_explain_with_an_empirical_explainer_prints_the_ig_schema(capsys, bert, bert_path, tmp_path, method):
+    adapter = VARIANTS["encoder" if method == "empirical-ig" else "head"]
+    EmpiricalModel(bert, explains=bert.identity(), imitates=IMITATES, adapter=adapter).save_pretrained(tmp_path)
+    code, records, _ = run(capsys, "explain", "--model", bert_path, "--method", method, "--explainer", tmp_path,
+                           *SENTENCES[:3])  # fmt: skip
+    _, reference, _ = run(capsys, "explain", "--model", bert_path, "--method", "ig", "--samples", 2, SENTENCES[0])
+    assert code == 0 and len(records) == 3
+    assert records[0].keys() == reference[0].keys() and records[0].keys() >= EXPLAIN_FIELDS
+    assert records[0]["method"] == method and records[0]["details"]["imitates"] == IMITATES
+    assert len(records[0]["scores"]) == len(records[0]["tokens"])
+    assert records[0]["label"] == reference[0]["label"]
