@@ -153,3 +153,14 @@ def plot(curve: Curve, title: str | None = None):
     axes.set_title(title or f"{curve.method.upper()} convergence on {curve.texts} texts")
     axes.legend(fontsize="small")
     return figure
+
+
+def agreement(estimate: Explanation, target: Explanation) -> dict[str, float]:
+    """How close one explanation is to another of the same text: MSE and Spearman rank correlation
+    over real tokens (``nan`` with fewer than two tokens or a constant explanation)."""
+    real = torch.tensor([offset is not None for offset in target.offsets])
+    a, b = torch.tensor(estimate.scores)[real], torch.tensor(target.scores)[real]
+    error = float(((a - b) ** 2).mean()) if len(a) else float("nan")
+    ranks_a, ranks_b = a.argsort().argsort().float(), b.argsort().argsort().float()
+    rho = float(torch.corrcoef(torch.stack([ranks_a, ranks_b]))[0, 1]) if len(a) > 1 else float("nan")
+    return {"mse": error, "spearman": rho}

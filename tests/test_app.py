@@ -1,19 +1,44 @@
 """The app served for real on localhost and called through gradio_client, as a user's script would."""
 
 import pytest
+import torch
 from gradio_client import Client
 
 from empexp.app import build_app
+from empexp.empirical import EmpiricalModel
 
 
 @pytest.fixture(scope="module")
-def client(bert):
-    app = build_app(bert)
+def client(bert, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("explainers")
+    imitates = {"ig": {"method": "ig", "samples": 20}, "sv": {"method": "sv", "samples": 20}}
+    for method in ("ig", "sv"):
+        torch.manual_seed(0)
+        model = EmpiricalModel(bert, explains=bert.identity(), imitates=imitates[method], adapter={"r": 2, "alpha": 4})
+        model.save_pretrained(folder / f"empirical-{method}")
+    torch.manual_seed(0)
+    EmpiricalModel(bert, explains=bert.identity(), imitates=imitates["ig"]).save_pretrained(folder / "head")
+    empirical = {
+        "empirical-ig": folder / "empirical-ig",
+        "empirical-sv": folder / "empirical-sv",
+        "empirical-ig-head": folder / "head",
+        "empirical-sv-head": folder / "head",  # an IG head: refused with a message, the app still starts
+    }
+    app = build_app(bert, {name: str(path) for name, path in empirical.items()})
     app.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         yield Client(app.local_url, analytics_enabled=False, verbose=False)
     finally:
         app.close()
+
+
+def test_empirical_views_come_from_one_pass_each(client):
+    probabilities, notice, *cards, raw = client.predict("the movie was great", api_name="/explain_empirical")
+    assert probabilities["label"] in {"LABEL_0", "LABEL_1"} and notice == ""
+    assert [e["method"] for e in raw] == ["empirical-ig", "empirical-ig-head", "empirical-sv"]
+    views, costs = cards[0::2], cards[1::2]
+    assert all("".join(span["token"] for span in view) == "the movie was great" for view in views)
+    assert "2 model passes" in costs[0] and "1 model passes" in costs[1]
 
 
 def test_explain_endpoint_with_defaults(client):
@@ -41,3 +66,8 @@ def test_blank_text_is_a_clear_error_and_the_app_keeps_serving(client):
     with pytest.raises(Exception, match="empty"):
         client.predict("   ", api_name="/explain")
     assert client.predict("fun", api_name="/predict")
+
+
+def test_an_explainer_of_the_wrong_kind_is_reported_on_the_page(client):
+    texts = [c.get("props", {}).get("value") for c in client.config["components"]]
+    assert any(isinstance(t, str) and "Not loaded: empirical-sv-head" in t and "empirical-ig-head" in t for t in texts)

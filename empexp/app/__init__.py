@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 
 # Read when gradio is imported: no analytics calls from a local, offline app.
@@ -12,10 +13,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from empexp.app.views import cost, highlights
+from empexp.app.views import METHOD_NAMES, agreement_line, cost, highlights, scale_of
 from empexp.classifier import Classifier, load_classifier
+from empexp.convergence import load_curve, plot
 from empexp.errors import EmpexpError
-from empexp.explainers import get_explainer
+from empexp.explainers import Explainer, get_explainer
+from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.explanation import Explanation
+
+EMPIRICAL = {"empirical-ig": "ig", "empirical-ig-head": "ig", "empirical-sv": "sv", "empirical-sv-head": "sv"}
+"""Empirical explainer ids the app shows, and the expensive method each imitates."""
 
 EXAMPLES = [
     "A gorgeous, witty, seductive movie.",
@@ -24,7 +31,13 @@ EXAMPLES = [
 ]
 LEGEND = (
     "Red tokens push towards the predicted label, purple ones against it; colour strength is each "
-    "score divided by the largest magnitude in that explanation."
+    "score divided by the largest magnitude in that explanation (once IG and SV have run, by the largest "
+    "in the expensive explanation and its empirical counterparts together, so each pair shares one scale)."
+)
+CURVE_HELP = (
+    "MSE (log scale) of IG or SV with s samples against the same method with 20, on held-out SST-2 dev "
+    "sentences; the horizontal lines are the empirical explainers. s* is the number of samples the "
+    "expensive method needs to come closer to its 20-sample result than the one-pass empirical explainer."
 )
 
 # System fonts only: a theme's default web fonts would be fetched from a CDN, which an offline app cannot reach.
@@ -41,12 +54,40 @@ def model_name(classifier: Classifier) -> str:
     return f"`{classifier.name_or_path}`"
 
 
-def build_app(classifier: Classifier | None = None) -> gr.Blocks:
+def load_empirical_explainers(
+    classifier: Classifier, sources: dict[str, str] | None = None
+) -> tuple[dict[str, Explainer], list[str]]:
+    """Empirical explainers for the app, by registry id, and a message for each that failed to load.
+
+    ``sources`` maps ids (``empirical-ig``, ``empirical-sv-head``, ...) to Hub ids or folders; without
+    it the embedded default classifier gets its embedded explainers and any other classifier none.
+    """
+    if sources is None:
+        sources = {}
+        if classifier.is_default:
+            sources = {
+                name: str(DEFAULT_EXPLAINERS / name) for name in EMPIRICAL if (DEFAULT_EXPLAINERS / name).is_dir()
+            }
+    explainers, problems = {}, []
+    for name in EMPIRICAL:
+        if name in sources:
+            try:
+                explainers[name] = get_explainer(name, classifier, explainer=sources[name])
+            except EmpexpError as error:
+                problems.append(f"{name}: {error}")
+    return explainers, problems
+
+
+def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | None = None) -> gr.Blocks:
     """The app's Blocks for ``classifier`` (loaded once, here; the embedded default when ``None``).
 
-    Named endpoints: ``predict(text)`` and ``explain(text, ig_samples=20, sv_samples=20, seed=0)``.
+    ``empirical`` maps empirical explainer ids to Hub ids or folders (default: the embedded ones, for
+    the embedded classifier). Named endpoints: ``predict(text)``, ``explain_empirical(text)`` (one
+    pass each, shown at once) and ``explain(text, ig_samples=20, sv_samples=20, seed=0)`` (the
+    expensive methods, behind a button).
     """
     classifier = classifier or load_classifier()
+    explainers, problems = load_empirical_explainers(classifier, empirical)
 
     def predict(text: str) -> dict[str, float]:
         """Class probabilities of the classifier for ``text``."""
@@ -55,6 +96,17 @@ def build_app(classifier: Classifier | None = None) -> gr.Blocks:
         except EmpexpError as error:
             raise gr.Error(str(error)) from error
 
+    def explain_empirical(text: str):
+        """Prediction plus the empirical explainers' heatmaps for ``text`` (one pass each)."""
+        try:
+            results = [explainer.explain(text)[0] for explainer in explainers.values()]
+            probabilities = results[0].probabilities if results else classifier.predict([text])[0].probabilities
+            truncated = results[0].truncated if results else classifier.encode([text])[0].truncated
+        except EmpexpError as error:
+            raise gr.Error(str(error)) from error
+        views = [part for e in results for part in (highlights(e), cost(e))]
+        return probabilities, truncation_notice(classifier, truncated), *views, [e.to_dict() for e in results]
+
     def explain(text: str, ig_samples: int = 20, sv_samples: int = 20, seed: int = 0):
         """Prediction plus Integrated Gradients and Shapley Value Sampling heatmaps for ``text``."""
         try:
@@ -62,12 +114,7 @@ def build_app(classifier: Classifier | None = None) -> gr.Blocks:
             sv = get_explainer("sv", classifier, samples=int(sv_samples), seed=int(seed)).explain(text)[0]
         except EmpexpError as error:
             raise gr.Error(str(error)) from error
-        notice = ""
-        if ig.truncated:
-            notice = (
-                f"⚠️ The text is longer than the model's limit of {classifier.max_length} tokens: "
-                "only its beginning was classified and explained."
-            )
+        notice = truncation_notice(classifier, ig.truncated)
         return (
             ig.probabilities,
             highlights(ig),
@@ -78,43 +125,100 @@ def build_app(classifier: Classifier | None = None) -> gr.Blocks:
             [ig.to_dict(), sv.to_dict()],
         )
 
+    def compare(empirical_raw: list[dict] | None, expensive_raw: list[dict] | None):
+        """Redraw each expensive heatmap and its empirical counterparts on one colour scale, with their agreement."""
+        empirical = [Explanation.from_dict(d) for d in empirical_raw or []]
+        expensive = {d["method"]: Explanation.from_dict(d) for d in expensive_raw or []}
+        if not expensive or not empirical or empirical[0].text != next(iter(expensive.values())).text:
+            return [gr.skip()] * (2 * len(explainers) + 2)  # the empirical views are of another text
+        scales = {m: scale_of(e, *(x for x in empirical if EMPIRICAL[x.method] == m)) for m, e in expensive.items()}
+        empirical_views = [highlights(e, scales[EMPIRICAL[e.method]]) for e in empirical]
+        lines = [agreement_line(e, expensive[EMPIRICAL[e.method]]) for e in empirical]
+        return (
+            *empirical_views,
+            *lines,
+            highlights(expensive["ig"], scales["ig"]),
+            highlights(expensive["sv"], scales["sv"]),
+        )
+
     with gr.Blocks(title="empexp: explanations for text classifiers", analytics_enabled=False) as app:
         gr.Markdown(
-            "# empexp\nType a sentence: the classifier's prediction, and which tokens drove it according to "
-            f"two attribution methods. Model: {model_name(classifier)}."
+            "# empexp\nType a sentence: the classifier's prediction, and which tokens drove it. Empirical "
+            "explainers answer at once (one model pass or none); Integrated Gradients and Shapley Value "
+            f"Sampling, which they imitate, take tens to hundreds of passes. Model: {model_name(classifier)}."
         )
+        for problem in problems:
+            gr.Markdown(f"⚠️ Not loaded: {html.escape(problem)}")
         with gr.Row():
             with gr.Column(scale=3):
                 text = gr.Textbox(label="Text", lines=3, placeholder="Type a sentence…", max_length=50_000)
-                with gr.Accordion("Settings", open=False):
+                with gr.Row():
+                    button = gr.Button("Explain", variant="primary")
+                    expensive_button = gr.Button("Run IG and SV too (slower)")
+                with gr.Accordion("Settings of IG and SV", open=False):
                     ig_samples = gr.Slider(1, 100, value=20, step=1, label="Integrated Gradients steps")
                     sv_samples = gr.Slider(1, 100, value=20, step=1, label="Shapley permutations")
                     seed = gr.Number(0, precision=0, label="Shapley seed")
-                button = gr.Button("Explain", variant="primary")
                 gr.Examples(EXAMPLES, inputs=text)
             with gr.Column(scale=2):
                 probabilities = gr.Label(label="Prediction (class probabilities)")
         notice = gr.Markdown()
         gr.Markdown(LEGEND)
+        empirical_views, empirical_costs, agreement_lines = [], [], []
+        expensive_views = {}
         with gr.Row():
-            with gr.Column():
-                ig_view = gr.HighlightedText(label="Integrated Gradients", show_legend=True)
-                ig_cost = gr.Markdown()
-            with gr.Column():
-                sv_view = gr.HighlightedText(label="Shapley Value Sampling", show_legend=True)
-                sv_cost = gr.Markdown()
+            for method in ("ig", "sv"):
+                with gr.Column():
+                    for name in (n for n in explainers if EMPIRICAL[n] == method):
+                        empirical_views.append(gr.HighlightedText(label=METHOD_NAMES[name], show_legend=True))
+                        empirical_costs.append(gr.Markdown())
+                        agreement_lines.append(gr.Markdown())
+                    expensive_views[method] = gr.HighlightedText(label=METHOD_NAMES[method], show_legend=True)
+                    expensive_views[f"{method}-cost"] = gr.Markdown()
+        curves = {m: load_curve(explainers[n].source) for n, m in EMPIRICAL.items() if n in explainers}
+        curves = {m: c for m, c in curves.items() if c is not None}
+        if curves:
+            with gr.Accordion("How close are the empirical explainers? (convergence curves)", open=False):
+                gr.Markdown(CURVE_HELP)
+                with gr.Row():
+                    for method, curve in curves.items():
+                        gr.Plot(plot(curve), label=f"{method.upper()} convergence")
         with gr.Accordion("Explanations as JSON", open=False):
-            raw = gr.JSON(label="Explanation objects")
+            empirical_raw = gr.JSON(label="Empirical explanations")
+            raw = gr.JSON(label="IG and SV explanations")
 
+        # Cards keep the order of ``explainers``: view and cost interleaved, as explain_empirical returns them.
+        cards = [part for pair in zip(empirical_views, empirical_costs) for part in pair]
         gr.on(
             [button.click, text.submit],
-            explain,
-            inputs=[text, ig_samples, sv_samples, seed],
-            outputs=[probabilities, ig_view, ig_cost, sv_view, sv_cost, notice, raw],
-            api_name="explain",
+            explain_empirical,
+            inputs=text,
+            outputs=[probabilities, notice, *cards, empirical_raw],
+            api_name="explain_empirical",
+        )
+        expensive_outputs = [
+            probabilities, expensive_views["ig"], expensive_views["ig-cost"], expensive_views["sv"],
+            expensive_views["sv-cost"], notice, raw,
+        ]  # fmt: skip
+        expensive_button.click(
+            explain, inputs=[text, ig_samples, sv_samples, seed], outputs=expensive_outputs, api_name="explain"
+        ).success(
+            compare,
+            inputs=[empirical_raw, raw],
+            outputs=[*empirical_views, *agreement_lines, expensive_views["ig"], expensive_views["sv"]],
+            api_visibility="private",
         )
         gr.api(predict, api_name="predict")
     return app
+
+
+def truncation_notice(classifier: Classifier, truncated: bool) -> str:
+    if not truncated:
+        return ""
+    return (
+        f"⚠️ The text is longer than the model's limit of {classifier.max_length} tokens: "
+        "only its beginning was classified and explained."
+    )
 
 
 def launch(app: gr.Blocks, **kwargs) -> None:

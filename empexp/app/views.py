@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from empexp.convergence import agreement
 from empexp.explanation import Explanation
 
-METHOD_NAMES = {"ig": "Integrated Gradients", "sv": "Shapley Value Sampling"}
+METHOD_NAMES = {
+    "ig": "Integrated Gradients",
+    "sv": "Shapley Value Sampling",
+    "empirical-ig": "Empirical IG (encoder copy)",
+    "empirical-sv": "Empirical SV (encoder copy)",
+    "empirical-ig-head": "Empirical IG (head on the prediction pass)",
+    "empirical-sv-head": "Empirical SV (head on the prediction pass)",
+}
 SAMPLE_NAMES = {"ig": "steps", "sv": "permutations"}
 
 
-def highlights(explanation: Explanation) -> list[tuple[str, float | None]]:
-    """The user's own text in spans for ``gr.HighlightedText``: each token's span with its score scaled
-    to [-1, 1] by the largest magnitude, the text between tokens uncoloured. Special tokens have no
-    span and are left out; a truncated text ends with a marker instead of its unexplained rest.
+def scale_of(*explanations: Explanation) -> float:
+    """The largest score magnitude over ``explanations``: one colour scale for all of them."""
+    return max((abs(s) for e in explanations for s in e.scores), default=0.0) or 1.0
+
+
+def highlights(explanation: Explanation, scale: float | None = None) -> list[tuple[str, float | None]]:
+    """The user's own text in spans for ``gr.HighlightedText``: each token's span with its score divided
+    by ``scale`` (default: the largest magnitude in this explanation), the text between tokens
+    uncoloured. Special tokens have no span and are left out; a truncated text ends with a marker
+    instead of its unexplained rest.
     """
     text = explanation.text
-    scale = max((abs(s) for s in explanation.scores), default=0.0) or 1.0
+    scale = scale or scale_of(explanation)
     spans: list[tuple[str, float | None]] = []
     position = 0
     for offset, score in zip(explanation.offsets, explanation.scores):
@@ -25,7 +39,7 @@ def highlights(explanation: Explanation) -> list[tuple[str, float | None]]:
             continue
         if start > position:
             spans.append((text[position:start], None))
-        spans.append((text[start:end], round(score / scale, 4)))
+        spans.append((text[start:end], round(max(-1.0, min(1.0, score / scale)), 4)))
         position = end
     if explanation.truncated:
         spans.append((" … (not explained: past the model's length limit)", None))
@@ -41,3 +55,12 @@ def cost(explanation: Explanation) -> str:
     if explanation.samples is not None:
         samples = f" · {explanation.samples} {SAMPLE_NAMES.get(explanation.method, 'samples')}"
     return f"**{name}**{samples} · {explanation.forward_passes:.0f} model passes · {explanation.seconds * 1000:.0f} ms"
+
+
+def agreement_line(estimate: Explanation, target: Explanation) -> str:
+    """One line of Markdown: how close an empirical explanation is to the expensive one."""
+    numbers = agreement(estimate, target)
+    return (
+        f"vs {METHOD_NAMES[target.method]}: MSE {numbers['mse']:.4f} · "
+        f"Spearman rank correlation {numbers['spearman']:.2f}"
+    )
