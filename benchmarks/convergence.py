@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from empexp import get_explainer, load_classifier
 from empexp.convergence import CURVE_FILE, empirical_point, expensive_curve, plot
 from empexp.data import read_lines, read_tsv, select_texts
+from empexp.empirical import write_card
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 
 
@@ -82,7 +83,7 @@ def main() -> None:
         for _, source in explainers.values():
             if Path(source).is_dir():
                 (Path(source) / CURVE_FILE).write_text(curve.to_json())
-                print(f"recorded in {Path(source) / CURVE_FILE}")
+                print(f"recorded in {Path(source) / CURVE_FILE} and {write_card(source)}")
 
 
 if __name__ == "__main__":

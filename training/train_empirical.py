@@ -29,7 +29,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from empexp import load_classifier
 from empexp.classifier import Classifier
-from empexp.empirical import EmpiricalModel, token_mse
+from empexp.empirical import EmpiricalModel, token_mse, write_card
 from empexp.targets import collate_targets, load_targets
 from empexp.training import Checkpointer
 
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
         for file in (run_dir / "best").iterdir():
             shutil.copy(file, args.output_dir / file.name)
+        write_card(args.output_dir)
         accelerator.print(f"best validation MSE {state['best_mse']:.5f} at step {state['best_step']}")
         accelerator.print(f"exported to {args.output_dir}")
 
