@@ -12,15 +12,17 @@ each explainer folder, where the app reads it. Same seed, same texts and same SV
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from empexp import get_explainer, load_classifier
-from empexp.convergence import CURVE_FILE, empirical_point, expensive_curve, plot
+from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
 from empexp.data import read_lines, read_tsv, select_texts
 from empexp.empirical import write_card
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.explanation import Explanation
 
 
 def main() -> None:
@@ -40,6 +42,12 @@ def main() -> None:
     )
     parser.add_argument("--plot", type=Path, help="PNG path (default: runs/convergence-METHOD.png)")
     parser.add_argument("--record", action="store_true", help=f"write {CURVE_FILE} into each explainer folder")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="JSON file keeping the expensive curve and its targets: reused when the settings match, so "
+        "other explainers can be compared without recomputing IG or SV",
+    )
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
@@ -51,11 +59,25 @@ def main() -> None:
     explainers = {}
     for pair in pairs:
         name, _, source = pair.partition("=")
+        if source and not Path(source).exists() and source.startswith(str(DEFAULT_EXPLAINERS)):
+            print(f"({name}: no embedded explainer yet, skipped)")
+            continue
         explainers[name] = (get_explainer(name, classifier, explainer=source or None), source)
 
-    curve, targets = expensive_curve(
-        classifier, texts, args.method, max_samples=args.max_samples, seed=args.seed, progress=tqdm
-    )
+    key = {"classifier": classifier.identity(), "texts": texts, "method": args.method, "seed": args.seed,
+           "max_samples": args.max_samples}  # fmt: skip
+    cached = json.loads(args.cache.read_text()) if args.cache and args.cache.is_file() else None
+    if cached and cached["key"] == key:
+        curve = Curve.from_json(json.dumps(cached["curve"]))
+        targets = [Explanation.from_dict(t) for t in cached["targets"]]
+    else:
+        curve, targets = expensive_curve(
+            classifier, texts, args.method, max_samples=args.max_samples, seed=args.seed, progress=tqdm
+        )
+        if args.cache:
+            args.cache.parent.mkdir(parents=True, exist_ok=True)
+            record = {"key": key, "curve": json.loads(curve.to_json()), "targets": [t.to_dict() for t in targets]}
+            args.cache.write_text(json.dumps(record))
     for name, (explainer, _) in explainers.items():
         curve.add_empirical(name, *empirical_point(explainer, texts, targets))
 
