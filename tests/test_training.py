@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from empexp import load_classifier
+from tests.conftest import SENTENCES
 
 SCRIPT = Path(__file__).parents[1] / "training" / "train_classifier.py"
 
@@ -63,3 +64,38 @@ def test_resume_after_kill_matches_uninterrupted_run(bert_path, tmp_path):
         torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=1e-5)
     classifier = load_classifier(tmp_path / "out-b")  # the exported adapter loads as a classifier
     assert classifier.predict(["the movie was great"])[0].label in {"negative", "positive"}
+
+
+@pytest.mark.slow
+def test_empirical_training_resumes_after_kill(bert_path, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"{t} {w}" for t in SENTENCES for w in ("indeed", "really", "truly")) + "\n")
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    targets = tmp_path / "targets"
+    subprocess.run([sys.executable, str(SCRIPT.parent / "generate_targets.py"), "--model", str(bert_path),
+                    "--data", str(texts), "--method", "ig", "--samples", "4", "--output-dir", str(targets)],
+                   check=True, env=env, capture_output=True)  # fmt: skip
+
+    def command(run_dir: Path) -> list[str]:
+        return [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),
+                "--targets", str(targets), "--run-dir", str(run_dir), "--output-dir", str(run_dir / "out"),
+                "--variant", "encoder", "--lora-r", "2", "--head-size", "8", "--epochs", "8",
+                "--batch-size", "4", "--eval-every", "2", "--checkpoint-every", "1", "--patience", "100"]  # fmt: skip
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(command(straight), check=True, env=env, capture_output=True)
+    process = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((killed / "checkpoints").glob("step-[3-9]")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "out").exists(), "the run finished before it could be killed"
+    subprocess.run(command(killed), check=True, env=env, capture_output=True)
+
+    expected = load_file(straight / "out" / "model.safetensors")
+    resumed = load_file(killed / "out" / "model.safetensors")
+    assert expected.keys() == resumed.keys() and any("lora_" in k for k in expected)
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=1e-5)
+    assert (killed / "out" / "README.md").is_file() and (killed / "out" / "training_metrics.json").is_file()

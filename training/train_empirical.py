@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         generator.manual_seed(args.seed + epoch)
         loader = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
         for batch in loader:
+            # Dropout depends on (seed, step) only, so a resumed run matches an uninterrupted one.
+            torch.manual_seed(args.seed * 1_000_003 + step)
             loss = step_loss(model, classifier, batch, adapter is not None).mean()
             accelerator.backward(loss)
             optimizer.step()
