@@ -19,8 +19,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from huggingface_hub import ModelHubMixin, hf_hub_download
@@ -55,6 +56,9 @@ class EmpiricalModel(
         adapter: LoRA settings (``r``, ``alpha``) of the encoder copy; ``None`` reads the classifier's
             own hidden states (no extra pass).
         head_size: width of the per-token head's hidden layer.
+        complete: make the scores add up to ``f(input) - f(baseline)`` for the explained logit, as IG's
+            (completeness) and SV's (efficiency) do, by spreading the difference evenly over the real
+            tokens; :meth:`forward` then needs that ``total``.
 
     Raises:
         ModelLoadError: ``classifier`` is not the one in ``explains``.
@@ -68,12 +72,14 @@ class EmpiricalModel(
         imitates: dict,
         adapter: dict | None = None,
         head_size: int = 128,
+        complete: bool = True,
     ):
         super().__init__()
         check_identity(explains, classifier)
         self.explains = explains
         self.imitates = imitates
         self.adapter = adapter
+        self.complete = complete
         config = classifier.model.config
         features = config.hidden_size * (config.num_hidden_layers + 1)
         self.head = nn.Sequential(
@@ -105,11 +111,13 @@ class EmpiricalModel(
         batch: dict[str, torch.Tensor],
         targets: torch.Tensor,
         hidden_states: tuple[torch.Tensor, ...] | None = None,
+        total: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Scores ``(batch, tokens)`` for the ``targets`` classes; 0 at special and pad positions.
 
         ``batch`` is a :meth:`Classifier.collate` batch; ``hidden_states`` (every layer, from the
-        classifier's prediction pass) are needed by the head-only variant and ignored by the other.
+        classifier's prediction pass) are needed by the head-only variant and ignored by the other;
+        ``total`` (``(batch,)``, from :class:`ScoreTotals`) is needed when :attr:`complete`.
         """
         if self.encoder is not None:
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
@@ -118,7 +126,14 @@ class EmpiricalModel(
             raise ValueError("this empirical explainer reads the classifier's hidden states: pass hidden_states")
         scores = self.head(torch.cat(hidden_states, dim=-1))
         picked = scores.gather(-1, targets.view(-1, 1, 1).expand(-1, scores.shape[1], 1)).squeeze(-1)
-        return picked.masked_fill(batch["special_tokens_mask"], 0.0)
+        picked = picked.masked_fill(batch["special_tokens_mask"], 0.0)
+        if not self.complete:
+            return picked
+        if total is None:
+            raise ValueError("this empirical explainer makes its scores complete: pass total")
+        real = (~batch["special_tokens_mask"]).to(picked.dtype)
+        missing = total.to(picked.dtype) - picked.sum(-1)
+        return picked + real * (missing / real.sum(-1).clamp(min=1.0)).unsqueeze(-1)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What is saved: the head and the LoRA weights (the rest is the classifier's)."""
@@ -173,6 +188,48 @@ class EmpiricalModel(
         model.load_state_dict(state, strict=False)
         model.set_merged(True)
         return model.eval()
+
+
+class ScoreTotals:
+    """What complete scores add up to: ``f_t(input) - f_t(baseline)`` for the explained class ``t``.
+
+    The baseline (every non-special token replaced by the pad token) depends only on a text's length
+    and special-token layout, so its logits are computed once per layout and cached: after warm-up
+    this costs no model pass.
+    """
+
+    _shared: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, classifier: Classifier) -> ScoreTotals:
+        """The instance shared by everything that explains ``classifier`` (one cache per classifier)."""
+        if classifier not in cls._shared:
+            cls._shared[classifier] = cls(classifier)
+        return cls._shared[classifier]
+
+    def __init__(self, classifier: Classifier, max_entries: int = 4096):
+        self.classifier = classifier
+        self.max_entries = max_entries
+        self._cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self.passes = 0
+        """Baseline rows run through the classifier so far (cache misses)."""
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, torch.Tensor], logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        from empexp.explainers.captum import pad_baseline
+
+        pad = self.classifier.tokenizer.pad_token_id
+        baseline = {**batch, "input_ids": pad_baseline(batch["input_ids"], batch["special_tokens_mask"], pad)}
+        keys = [tuple(row[mask].tolist()) for row, mask in zip(baseline["input_ids"], batch["attention_mask"].bool())]
+        if any(key not in self._cache for key in keys):
+            if len(self._cache) > self.max_entries:
+                self._cache.clear()
+            computed = self.classifier.logits(baseline).float()
+            self.passes += len(keys)
+            self._cache.update(zip(keys, computed))
+        baseline_logits = torch.stack([self._cache[key] for key in keys]).to(logits.device)
+        picked = targets.view(-1, 1)
+        return (logits.float().gather(1, picked) - baseline_logits.gather(1, picked)).squeeze(1)
 
 
 def check_identity(explains: dict, classifier: Classifier) -> None:

@@ -147,7 +147,7 @@ def load_targets(directory: str | Path) -> tuple[list[Target], dict[str, Any]]:
 def collate_targets(
     targets: Sequence[Target], pad_token_id: int, padding_side: str = "right"
 ) -> dict[str, torch.Tensor]:
-    """Pad targets as :meth:`Classifier.collate` pads texts, plus ``attributions`` and ``predicted``."""
+    """Pad targets as :meth:`Classifier.collate` pads texts, plus ``attributions``, ``predicted`` and ``logits``."""
     length = max(len(t.input_ids) for t in targets)
     attention_mask = torch.zeros(len(targets), length, dtype=torch.long)
     for row, target in enumerate(targets):
@@ -169,4 +169,5 @@ def collate_targets(
         "special_tokens_mask": pad([t.special_tokens_mask for t in targets], True),
         "attributions": pad([t.attributions for t in targets], 0.0),
         "predicted": torch.tensor([t.predicted for t in targets]),
+        "logits": torch.stack([t.logits for t in targets]),
     }

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from empexp import get_explainer, load_classifier
-from empexp.empirical import EmpiricalModel, load_empirical, token_mse
+from empexp.empirical import EmpiricalModel, ScoreTotals, load_empirical, token_mse
 from empexp.errors import InputError, ModelLoadError
 from empexp.targets import Target, collate_targets
 from tests.conftest import SENTENCES, make_tiny
@@ -20,14 +20,20 @@ def ig_targets(classifier) -> list[Target]:
     explanations = get_explainer("ig", classifier, samples=4).explain(SENTENCES)
     encoded = classifier.encode(SENTENCES)
     return [
-        Target(i, torch.tensor(e.input_ids), torch.tensor(e.special), x.target, torch.zeros(2), torch.tensor(x.scores))
-        for i, (e, x) in enumerate(zip(encoded, explanations))
+        Target(i, torch.tensor(e.input_ids), torch.tensor(e.special), x.target, logits, torch.tensor(x.scores))
+        for i, (e, x, logits) in enumerate(zip(encoded, explanations, logits_of(classifier)))
     ]
+
+
+def logits_of(classifier) -> torch.Tensor:
+    return torch.cat([classifier.logits(classifier.collate(classifier.encode([text]))) for text in SENTENCES])
 
 
 def loss(model, classifier, batch) -> torch.Tensor:
     hidden = None if model.extra_pass else classifier.logits_and_hidden_states(batch)[1]
-    return token_mse(model(batch, batch["predicted"], hidden), batch["attributions"], batch["special_tokens_mask"])
+    total = ScoreTotals(classifier)(batch, batch["logits"], batch["predicted"])
+    scores = model(batch, batch["predicted"], hidden, total)
+    return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
 
 
 @pytest.fixture
@@ -69,8 +75,10 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     loaded = get_explainer(name, tiny, explainer=tmp_path)
     batch = tiny.collate(tiny.encode(SENTENCES))
     logits, hidden = tiny.logits_and_hidden_states(batch)
+    targets = logits.argmax(-1)
     with torch.no_grad():
-        expected = model.eval()(batch, logits.argmax(-1), hidden)
+        expected = model.eval()(batch, targets, hidden, ScoreTotals(tiny)(batch, logits, targets))
+    loaded.explain(SENTENCES)  # the first explanation of a length also runs the classifier on its baseline
     explanations = loaded.explain(SENTENCES)
     for row, keep, explanation in zip(expected, batch["attention_mask"].bool(), explanations):
         torch.testing.assert_close(torch.tensor(explanation.scores), row[keep], atol=1e-5, rtol=1e-4)
@@ -125,3 +133,13 @@ def test_cli_explain_with_an_empirical_explainer_prints_the_ig_schema(capsys, be
     assert records[0]["method"] == method and records[0]["details"]["imitates"] == IMITATES
     assert len(records[0]["scores"]) == len(records[0]["tokens"])
     assert records[0]["label"] == reference[0]["label"]
+
+
+def test_complete_scores_add_up_like_integrated_gradients(bert, tmp_path):
+    EmpiricalModel(bert, explains=bert.identity(), imitates=IMITATES).save_pretrained(tmp_path)
+    explainer = get_explainer("empirical-ig-head", bert, explainer=tmp_path)
+    first, again = explainer.explain(SENTENCES[2]), explainer.explain(SENTENCES[2])
+    ig = get_explainer("ig", bert, samples=20).explain(SENTENCES[2])[0]
+    # IG's scores add up to f(input) - f(baseline) (completeness), and so do the empirical ones.
+    assert sum(first[0].scores) == pytest.approx(sum(ig.scores), abs=1e-2)
+    assert first[0].forward_passes == 2 and again[0].forward_passes == 1  # the baseline's logits are cached

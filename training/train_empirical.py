@@ -29,7 +29,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from empexp import load_classifier
 from empexp.classifier import Classifier
-from empexp.empirical import EmpiricalModel, token_mse, write_card
+from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse, write_card
 from empexp.targets import collate_targets, load_targets
 from empexp.training import Checkpointer
 
@@ -45,6 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=int, default=32)
     parser.add_argument("--head-size", type=int, default=128)
+    parser.add_argument(
+        "--no-completeness",
+        action="store_true",
+        help="do not make the scores add up to f(input) - f(baseline) (IG's completeness, SV's efficiency)",
+    )
     parser.add_argument("--epochs", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -65,19 +70,22 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
-def step_loss(model, classifier: Classifier, batch: dict[str, torch.Tensor], extra_pass: bool) -> torch.Tensor:
+def step_loss(model, classifier: Classifier, batch: dict[str, torch.Tensor], extra_pass: bool, totals) -> torch.Tensor:
     """Per-instance token MSE of the explainer on a target batch."""
     hidden_states = None
     if not extra_pass:
         _, hidden_states = classifier.logits_and_hidden_states(batch)
-    scores = model(batch, batch["predicted"], hidden_states)
+    total = totals(batch, batch["logits"], batch["predicted"]) if totals else None
+    scores = model(batch, batch["predicted"], hidden_states, total)
     return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
 
 
 @torch.no_grad()
-def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, extra_pass: bool) -> float:
+def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, extra_pass: bool, totals) -> float:
     model.eval()
-    losses = [accelerator.gather_for_metrics(step_loss(model, classifier, batch, extra_pass)) for batch in loader]
+    losses = [
+        accelerator.gather_for_metrics(step_loss(model, classifier, batch, extra_pass, totals)) for batch in loader
+    ]
     model.train()
     return torch.cat(losses).mean().item()
 
@@ -98,7 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         imitates=metadata["explainer"],
         adapter=adapter,
         head_size=args.head_size,
+        complete=not args.no_completeness,
     )
+    totals = None if args.no_completeness else ScoreTotals(classifier)
 
     train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
     collate = partial(
@@ -134,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     def evaluate() -> None:
-        mse = validation_mse(model, classifier, val_loader, accelerator, adapter is not None)
+        mse = validation_mse(model, classifier, val_loader, accelerator, adapter is not None, totals)
         record = {"step": step, "epoch": step / steps_per_epoch, "val_mse": mse, "train_loss": loss_value}
         if state["best_mse"] is None or mse < state["best_mse"]:
             state.update(best_mse=mse, best_step=step, bad_evals=0)
@@ -161,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         for batch in loader:
             # Dropout depends on (seed, step) only, so a resumed run matches an uninterrupted one.
             torch.manual_seed(args.seed * 1_000_003 + step)
-            loss = step_loss(model, classifier, batch, adapter is not None).mean()
+            loss = step_loss(model, classifier, batch, adapter is not None, totals).mean()
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()

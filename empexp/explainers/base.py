@@ -81,6 +81,7 @@ class Explainer(ABC):
                 forward = self.counted(self.classifier.forward)
                 logits = forward(batch["input_ids"], *self.classifier.model_inputs(batch))
         targets = logits.argmax(-1)
+        batch["logits"] = logits
         scores = self.attribute(batch, targets).detach().float().cpu()
         seconds = (time.perf_counter() - start) / len(encoded)
         passes = self._passes / len(encoded)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from empexp.classifier import Classifier
-from empexp.empirical import load_empirical
+from empexp.empirical import ScoreTotals, load_empirical
 from empexp.errors import InputError
 from empexp.explainers.base import Explainer
 from empexp.explainers.registry import register
@@ -52,6 +52,7 @@ class EmpiricalExplainer(Explainer):
             explainer = DEFAULT_EXPLAINERS / self.name
         self.source = str(explainer)
         self.model = load_empirical(explainer, classifier, revision=revision)
+        self._totals = ScoreTotals.of(classifier)
         method, extra_pass = self.model.imitates["method"], self.model.extra_pass
         if method != self.imitates or extra_pass == self.reads_hidden_states:
             right = f"empirical-{method}" + ("" if extra_pass else "-head")
@@ -64,7 +65,12 @@ class EmpiricalExplainer(Explainer):
     def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
         if self.model.extra_pass:
             self._passes += len(targets)
-        return self.model(batch, targets, batch.get("hidden_states"))
+        total = None
+        if self.model.complete:
+            before = self._totals.passes
+            total = self._totals(batch, batch["logits"], targets)
+            self._passes += self._totals.passes - before  # only for layouts not seen before
+        return self.model(batch, targets, batch.get("hidden_states"), total)
 
 
 @register
