@@ -18,6 +18,7 @@ import torch
 
 from empexp import get_explainer, load_classifier
 from empexp.data import read_tsv
+from empexp.empirical import ScoreTotals
 
 EMPIRICAL = ["empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head"]
 
@@ -42,11 +43,11 @@ def main() -> None:
     encoded = [classifier.collate(classifier.encode([t])) for t in texts]
     s = args.samples
 
-    def one_at_a_time(step: Callable[[dict], object]) -> Callable[[list[str]], None]:
+    def one_at_a_time(step: Callable[..., object], items: list | None = None) -> Callable[[list[str]], None]:
         # Pre-tokenised, so the component rows time model work only.
         def run(chunk: list[str]) -> None:
-            for batch in encoded[: len(chunk)]:
-                step(batch)
+            for item in (items or encoded)[: len(chunk)]:
+                step(*item) if items else step(item)
 
         return run
 
@@ -68,16 +69,26 @@ def main() -> None:
             empirical[name] = get_explainer(name, classifier)
         except Exception as error:  # no embedded explainer for this classifier: skip its rows
             print(f"({name} skipped: {error})")
+    totals = ScoreTotals.of(classifier)  # baseline logits per length: cached after the warm-up
     if "empirical-ig" in empirical:
         model = empirical["empirical-ig"].model
-        rows.append(("empirical-ig's own pass (encoder copy + head), no prediction", one_at_a_time(
-            lambda b: model(b, torch.zeros(1, dtype=torch.long))), None))  # fmt: skip
+        predicted = [(batch, classifier.logits(batch)) for batch in encoded]
+
+        def own_pass(batch: dict, batch_logits: torch.Tensor) -> None:
+            target = batch_logits.argmax(-1)
+            with torch.no_grad():
+                model(batch, target, None, totals(batch, batch_logits, target))
+
+        label = "empirical-ig's own pass (encoder copy + head), no prediction"
+        rows.append((label, one_at_a_time(own_pass, predicted), None))
     if "empirical-ig-head" in empirical:
         head = empirical["empirical-ig-head"].model
 
         def predict_with_head(batch: dict) -> None:
-            logits, hidden = classifier.logits_and_hidden_states(batch)
-            head(batch, logits.argmax(-1), hidden)
+            batch_logits, hidden = classifier.logits_and_hidden_states(batch)
+            target = batch_logits.argmax(-1)
+            with torch.no_grad():
+                head(batch, target, hidden, totals(batch, batch_logits, target))
 
         rows.append(("forward pass + empirical-ig-head (prediction and explanation)", one_at_a_time(predict_with_head),
                      None))  # fmt: skip
