@@ -220,13 +220,18 @@ class ScoreTotals:
 
         pad = self.classifier.tokenizer.pad_token_id
         baseline = {**batch, "input_ids": pad_baseline(batch["input_ids"], batch["special_tokens_mask"], pad)}
-        keys = [tuple(row[mask].tolist()) for row, mask in zip(baseline["input_ids"], batch["attention_mask"].bool())]
-        if any(key not in self._cache for key in keys):
-            if len(self._cache) > self.max_entries:
-                self._cache.clear()
-            computed = self.classifier.logits(baseline).float()
-            self.passes += len(keys)
-            self._cache.update(zip(keys, computed))
+        fields = [k for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask") if k in batch]
+        keys = []
+        for row, real in enumerate(batch["attention_mask"].bool()):
+            # Each layout runs alone, unpadded: its logits then do not depend on which batch met it first.
+            single = {k: baseline[k][row : row + 1, real] for k in fields}
+            key = tuple(tuple(single[k][0].tolist()) for k in ("input_ids", "token_type_ids") if k in single)
+            if key not in self._cache:
+                if len(self._cache) >= self.max_entries:
+                    self._cache.clear()
+                self._cache[key] = self.classifier.logits(single)[0].float()
+                self.passes += 1
+            keys.append(key)
         baseline_logits = torch.stack([self._cache[key] for key in keys]).to(logits.device)
         picked = targets.view(-1, 1)
         return (logits.float().gather(1, picked) - baseline_logits.gather(1, picked)).squeeze(1)
