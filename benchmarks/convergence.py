@@ -21,7 +21,7 @@ from empexp import get_explainer, load_classifier
 from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
 from empexp.data import read_lines, read_tsv, select_texts
 from empexp.empirical import write_card
-from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.explainers.empirical import DEFAULT_EXPLAINERS, add_explainer_option
 from empexp.explanation import Explanation
 
 
@@ -33,13 +33,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="draws the texts and seeds SV")
     parser.add_argument("--max-samples", type=int, default=20)
     parser.add_argument("--model", help="classifier: Hub id or folder (default: the embedded default)")
-    parser.add_argument(
-        "--explainer",
-        action="append",
-        metavar="METHOD=ID_OR_FOLDER",
-        help="an empirical explainer, e.g. empirical-ig=runs/my-explainer; repeatable "
-        "(default: the embedded empirical-METHOD and empirical-METHOD-head)",
-    )
+    add_explainer_option(parser, default="the embedded empirical-METHOD and empirical-METHOD-head")
     parser.add_argument("--plot", type=Path, help="PNG path (default: runs/convergence-METHOD.png)")
     parser.add_argument("--record", action="store_true", help=f"write {CURVE_FILE} into each explainer folder")
     parser.add_argument(
@@ -54,15 +48,14 @@ def main() -> None:
     texts = read_tsv(args.data)[0] if args.data.suffix == ".tsv" else read_lines(args.data)
     texts = select_texts(texts, limit=args.limit, seed=args.seed)
     pairs = args.explainer or [
-        f"{name}={DEFAULT_EXPLAINERS / name}" for name in (f"empirical-{args.method}", f"empirical-{args.method}-head")
+        (name, str(DEFAULT_EXPLAINERS / name)) for name in (f"empirical-{args.method}", f"empirical-{args.method}-head")
     ]
     explainers = {}
-    for pair in pairs:
-        name, _, source = pair.partition("=")
-        if source and not Path(source).exists() and source.startswith(str(DEFAULT_EXPLAINERS)):
+    for name, source in pairs:
+        if not Path(source).exists() and source.startswith(str(DEFAULT_EXPLAINERS)):
             print(f"({name}: no embedded explainer yet, skipped)")
             continue
-        explainers[name] = (get_explainer(name, classifier, explainer=source or None), source)
+        explainers[name] = (get_explainer(name, classifier, explainer=source), source)
 
     key = {"classifier": classifier.identity(), "texts": texts, "method": args.method, "seed": args.seed,
            "max_samples": args.max_samples}  # fmt: skip

@@ -43,11 +43,13 @@ def main() -> None:
     encoded = [classifier.collate(classifier.encode([t])) for t in texts]
     s = args.samples
 
-    def one_at_a_time(step: Callable[..., object], items: list | None = None) -> Callable[[list[str]], None]:
+    def one_at_a_time(step: Callable[..., object], items: list[tuple] | None = None) -> Callable[[list[str]], None]:
         # Pre-tokenised, so the component rows time model work only.
+        items = items or [(batch,) for batch in encoded]
+
         def run(chunk: list[str]) -> None:
-            for item in (items or encoded)[: len(chunk)]:
-                step(*item) if items else step(item)
+            for item in items[: len(chunk)]:
+                step(*item)
 
         return run
 

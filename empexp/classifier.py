@@ -243,6 +243,11 @@ class Classifier:
         return predictions
 
 
+def pad_baseline(input_ids: torch.Tensor, special_tokens_mask: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """The input with every non-special token replaced by the pad token (special tokens and pads kept)."""
+    return torch.where(special_tokens_mask, input_ids, torch.full_like(input_ids, pad_token_id))
+
+
 def check_text(text: object) -> None:
     """Raise :class:`InputError` unless ``text`` is a non-blank string."""
     if not isinstance(text, str):

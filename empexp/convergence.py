@@ -62,13 +62,18 @@ class Curve:
         return cls(**data)
 
 
+def real_scores(estimate: Explanation, target: Explanation) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both explanations' scores at the real tokens (special tokens, 0 in both, left out)."""
+    real = torch.tensor([offset is not None for offset in target.offsets])
+    return torch.tensor(estimate.scores)[real], torch.tensor(target.scores)[real]
+
+
 def mse(estimates: Sequence[Explanation], targets: Sequence[Explanation]) -> float:
-    """Mean over texts of the mean squared error over real tokens (special tokens are 0 in both)."""
+    """Mean over texts of the mean squared error over real tokens."""
     errors = []
     for estimate, target in zip(estimates, targets, strict=True):
-        real = ~torch.tensor([offset is None for offset in target.offsets])
-        diff = torch.tensor(estimate.scores)[real] - torch.tensor(target.scores)[real]
-        errors.append(float((diff**2).mean()) if real.any() else 0.0)
+        a, b = real_scores(estimate, target)
+        errors.append(float(((a - b) ** 2).mean()) if len(a) else 0.0)
     return sum(errors) / len(errors)
 
 
@@ -158,8 +163,7 @@ def plot(curve: Curve, title: str | None = None):
 def agreement(estimate: Explanation, target: Explanation) -> dict[str, float]:
     """How close one explanation is to another of the same text: MSE and Spearman rank correlation
     over real tokens (``nan`` with fewer than two tokens or a constant explanation)."""
-    real = torch.tensor([offset is not None for offset in target.offsets])
-    a, b = torch.tensor(estimate.scores)[real], torch.tensor(target.scores)[real]
+    a, b = real_scores(estimate, target)
     error = float(((a - b) ** 2).mean()) if len(a) else float("nan")
     ranks_a, ranks_b = a.argsort().argsort().float(), b.argsort().argsort().float()
     rho = float(torch.corrcoef(torch.stack([ranks_a, ranks_b]))[0, 1]) if len(a) > 1 else float("nan")

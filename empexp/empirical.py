@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from empexp.classifier import DEFAULT_NAME, Classifier
+from empexp.classifier import DEFAULT_NAME, Classifier, pad_baseline
 from empexp.errors import ModelLoadError
 from empexp.hub import cache_only_unless_reachable, hub_reachable
 
@@ -216,8 +216,6 @@ class ScoreTotals:
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, torch.Tensor], logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        from empexp.explainers.captum import pad_baseline
-
         pad = self.classifier.tokenizer.pad_token_id
         baseline = {**batch, "input_ids": pad_baseline(batch["input_ids"], batch["special_tokens_mask"], pad)}
         fields = [k for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask") if k in batch]

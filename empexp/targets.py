@@ -32,7 +32,6 @@ from empexp.errors import InputError
 from empexp.explainers.base import Explainer
 
 INDEX_FILE = "targets.json"
-FIELDS = ("index", "input_ids", "attention_mask", "special_tokens_mask", "predicted", "logits", "attributions")
 
 
 def chunk_path(directory: Path, k: int) -> Path:

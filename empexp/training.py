@@ -1,13 +1,17 @@
-"""Loop pieces shared by the training scripts: atomic checkpoints that resume after a kill."""
+"""Loop pieces shared by the training scripts: atomic checkpoints, and batches that resume after a kill."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from argparse import Namespace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate import Accelerator
+from torch.utils.data import DataLoader
 
 STATE_FILE = "trainer_state.json"
 
@@ -51,3 +55,35 @@ class Checkpointer:
                     shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
         return final
+
+
+def resumable_batches(
+    accelerator: Accelerator,
+    loader: DataLoader,
+    generator: torch.Generator,
+    *,
+    seed: int,
+    step: int,
+    steps_per_epoch: int,
+) -> Iterator[Any]:
+    """Training batches from ``step`` on, epoch after epoch, exactly as an uninterrupted run sees them.
+
+    ``generator`` drives ``loader``'s sampler and is reseeded with ``seed + epoch``, so the order of an
+    epoch does not depend on where a run started; batches already done in the current epoch are
+    skipped. Before each batch torch's global RNG is seeded from ``(seed, step)``: dropout then draws
+    the same masks as in an uninterrupted run, whatever else consumed random numbers in between (data
+    loader iterators do). The caller stops iterating.
+    """
+    while True:
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        generator.manual_seed(seed + epoch)
+        epoch_loader = accelerator.skip_first_batches(loader, done_in_epoch) if done_in_epoch else loader
+        for batch in epoch_loader:
+            torch.manual_seed(seed * 1_000_003 + step)
+            yield batch
+            step += 1
+
+
+def jsonable(args: Namespace) -> dict[str, Any]:
+    """Command-line arguments as JSON-ready values (paths as strings), for training records."""
+    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}

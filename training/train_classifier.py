@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ from transformers import (
 
 from empexp.data import read_tsv
 from empexp.hub import pip_shipped_path
-from empexp.training import Checkpointer
+from empexp.training import Checkpointer, jsonable, resumable_batches
 
 
 def parse_args() -> argparse.Namespace:
@@ -160,7 +161,7 @@ def main() -> None:
         record = {"step": step, "dev_accuracy": acc, "loss": loss_value}
         if acc > state["best_accuracy"]:
             state.update(best_accuracy=acc, best_step=step)
-            export(model, tokenizer, accelerator, args.run_dir / "best", {**record, "args": _jsonable(args)})
+            export(model, tokenizer, accelerator, args.run_dir / "best", {**record, "args": jsonable(args)})
         if accelerator.is_main_process:
             with open(log_path, "a") as log:
                 log.write(json.dumps(record) + "\n")
@@ -169,43 +170,31 @@ def main() -> None:
     model.train()
     progress = tqdm(total=total_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)
     loss_value = float("nan")
-    while step < total_steps:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
-        # The sampler's order depends only on (seed, epoch): a resumed run sees the same batches.
-        generator.manual_seed(args.seed + epoch)
-        loader = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
-        for batch in loader:
-            # Dropout depends on (seed, step) only: a resumed run draws the same masks as an uninterrupted
-            # one, whatever else consumed random numbers in between (data loader iterators do).
-            torch.manual_seed(args.seed * 1_000_003 + step)
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            loss_value = loss.item()
-            progress.update()
-            progress.set_postfix(loss=f"{loss_value:.3f}")
-            if step % args.eval_every == 0 or step == total_steps:
-                evaluate()
-            if step % args.checkpoint_every == 0 or step == total_steps:
-                checkpointer.save(step, state)
-            if step >= total_steps:
-                break
+    batches = resumable_batches(
+        accelerator, train_loader, generator, seed=args.seed, step=step, steps_per_epoch=steps_per_epoch
+    )
+    for batch in batches if step < total_steps else ():
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        step += 1
+        loss_value = loss.item()
+        progress.update()
+        progress.set_postfix(loss=f"{loss_value:.3f}")
+        if step % args.eval_every == 0 or step == total_steps:
+            evaluate()
+        if step % args.checkpoint_every == 0 or step == total_steps:
+            checkpointer.save(step, state)
+        if step >= total_steps:
+            break
     progress.close()
 
     if accelerator.is_main_process:
-        best = args.run_dir / "best"
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        for file in best.iterdir():
-            (args.output_dir / file.name).write_bytes(file.read_bytes())
+        shutil.copytree(args.run_dir / "best", args.output_dir, dirs_exist_ok=True)
         accelerator.print(f"best dev accuracy {state['best_accuracy']:.4f} at step {state['best_step']}")
         accelerator.print(f"exported to {args.output_dir}")
-
-
-def _jsonable(args: argparse.Namespace) -> dict:
-    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from empexp import load_classifier
 from empexp.classifier import Classifier
 from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse, write_card
 from empexp.targets import collate_targets, load_targets
-from empexp.training import Checkpointer
+from empexp.training import Checkpointer, jsonable, resumable_batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             if accelerator.is_main_process:
                 accelerator.unwrap_model(model).save_pretrained(run_dir / "best")
                 (run_dir / "best" / "training_metrics.json").write_text(
-                    json.dumps({**record, "targets": len(targets), "args": _jsonable(args)}, indent=2) + "\n"
+                    json.dumps({**record, "targets": len(targets), "args": jsonable(args)}, indent=2) + "\n"
                 )
         else:
             state["bad_evals"] += 1
@@ -163,44 +163,36 @@ def main(argv: list[str] | None = None) -> None:
     model.train()
     progress = tqdm(total=total_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)
     loss_value = float("nan")
-    while step < total_steps and state["bad_evals"] < args.patience:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
-        # The sampler's order depends only on (seed, epoch): a resumed run sees the same batches.
-        generator.manual_seed(args.seed + epoch)
-        loader = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
-        for batch in loader:
-            # Dropout depends on (seed, step) only, so a resumed run matches an uninterrupted one.
-            torch.manual_seed(args.seed * 1_000_003 + step)
-            loss = step_loss(model, classifier, batch, adapter is not None, totals).mean()
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            loss_value = loss.item()
-            progress.update()
-            progress.set_postfix(loss=f"{loss_value:.4f}")
-            if step % eval_every == 0 or step == total_steps:
-                evaluate()
-            if step % args.checkpoint_every == 0 or step == total_steps or state["bad_evals"] >= args.patience:
-                checkpointer.save(step, state)
-            if step >= total_steps or state["bad_evals"] >= args.patience:
-                break
+    batches = resumable_batches(
+        accelerator, train_loader, generator, seed=args.seed, step=step, steps_per_epoch=steps_per_epoch
+    )
+    done = step >= total_steps or state["bad_evals"] >= args.patience
+    for batch in batches if not done else ():
+        loss = step_loss(model, classifier, batch, adapter is not None, totals).mean()
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        step += 1
+        loss_value = loss.item()
+        progress.update()
+        progress.set_postfix(loss=f"{loss_value:.4f}")
+        if step % eval_every == 0 or step == total_steps:
+            evaluate()
+        done = step >= total_steps or state["bad_evals"] >= args.patience
+        if step % args.checkpoint_every == 0 or done:
+            checkpointer.save(step, state)
+        if done:
+            break
     progress.close()
 
     if accelerator.is_main_process:
         if state["bad_evals"] >= args.patience:
             accelerator.print(f"stopped early at step {step}: no improvement in {args.patience} validations")
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        for file in (run_dir / "best").iterdir():
-            shutil.copy(file, args.output_dir / file.name)
+        shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
         write_card(args.output_dir)
         accelerator.print(f"best validation MSE {state['best_mse']:.5f} at step {state['best_step']}")
         accelerator.print(f"exported to {args.output_dir}")
-
-
-def _jsonable(args: argparse.Namespace) -> dict:
-    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
 
 
 if __name__ == "__main__":

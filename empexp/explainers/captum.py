@@ -13,14 +13,9 @@ import torch
 from captum.attr import IntegratedGradients, LayerIntegratedGradients, ShapleyValueSampling
 
 from empexp import layers
-from empexp.classifier import Classifier
+from empexp.classifier import Classifier, pad_baseline
 from empexp.explainers.base import Explainer
 from empexp.explainers.registry import register
-
-
-def pad_baseline(input_ids: torch.Tensor, special_tokens_mask: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """The input with every non-special token replaced by the pad token (special tokens and pads kept)."""
-    return torch.where(special_tokens_mask, input_ids, torch.full_like(input_ids, pad_token_id))
 
 
 @register

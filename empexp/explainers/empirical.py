@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -105,3 +106,21 @@ class EmpiricalSVHead(EmpiricalExplainer):
     name = "empirical-sv-head"
     imitates = "sv"
     reads_hidden_states = True
+
+
+def add_explainer_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """Add the repeatable ``--explainer METHOD=ID_OR_DIR`` option; its value is a list of ``(id, source)``."""
+
+    def pair(text: str) -> tuple[str, str]:
+        name, _, source = text.partition("=")
+        if not source or not name.startswith("empirical-"):
+            raise argparse.ArgumentTypeError(f"expected METHOD=ID_OR_DIR with an empirical-* method, got {text!r}")
+        return name, source
+
+    parser.add_argument(
+        "--explainer",
+        action="append",
+        type=pair,
+        metavar="METHOD=ID_OR_DIR",
+        help=f"an empirical explainer, e.g. empirical-ig=user/my-explainer; repeatable (default: {default})",
+    )
