@@ -219,8 +219,25 @@ class Classifier:
     @torch.no_grad()
     def logits_and_hidden_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Logits and every layer's hidden states ``(batch, tokens, hidden)``, embeddings first, in one pass."""
-        outputs = self._run({"input_ids": batch["input_ids"]}, *self.model_inputs(batch), output_hidden_states=True)
+        outputs = self.outputs(batch, hidden_states=True)
         return outputs.logits, outputs.hidden_states
+
+    @torch.no_grad()
+    def outputs(self, batch: dict[str, torch.Tensor], *, hidden_states: bool = False, attentions: bool = False):
+        """The model's output for a batch, with hidden states and attention weights ``(batch, heads, q, k)``
+        per layer where asked for.
+
+        Attention weights need eager attention: with ``attentions=True`` the model is switched to it
+        for good (its outputs stay the same; torch's fused attention returns no weights).
+        """
+        if attentions and self.model.config._attn_implementation != "eager":
+            self.model.set_attn_implementation("eager")
+        return self._run(
+            {"input_ids": batch["input_ids"]},
+            *self.model_inputs(batch),
+            output_hidden_states=hidden_states,
+            output_attentions=attentions,
+        )
 
     def probabilities(self, logits: torch.Tensor) -> list[dict[str, float]]:
         """Class name -> probability, one dict per row of ``logits``."""

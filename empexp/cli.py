@@ -6,12 +6,15 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from empexp.classifier import Classifier, Prediction, check_text, load_classifier
 from empexp.data import read_lines
-from empexp.errors import EmpexpError
+from empexp.errors import EmpexpError, InputError
 from empexp.explainers import get_explainer, list_explainers
+from empexp.explainers.attention import AGGREGATIONS
 from empexp.explanation import Explanation
+from empexp.exports import attviz
 
 CHUNK = 32  # texts per call, so results stream out while a long file is processed
 
@@ -41,10 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--batch-size", type=int, help="texts attributed together")
     explain.add_argument(
         "--explainer",
-        help="Hub id or folder of an empirical explainer trained for --model "
-        "(empirical-* methods; default: the embedded one, for the embedded classifier)",
+        help="Hub id or folder of an empirical explainer or DiffMask probes trained for --model "
+        "(empirical-* and diffmask-* methods; default: the embedded ones, for the embedded classifier)",
     )
     explain.add_argument("--explainer-revision", help="Hub revision of --explainer")
+    explain.add_argument(
+        "--layer", type=int, help="diffmask-*: hook point whose keep probabilities are the scores; attention: layer"
+    )
+    explain.add_argument("--aggregation", choices=AGGREGATIONS, help="attention: how heads are aggregated (mean)")
+    explain.add_argument("--attviz", help="attention: also write the explanations in AttViz's JSON input format here")
     return parser
 
 
@@ -94,14 +102,25 @@ def _run(args: argparse.Namespace, classifier: Classifier, texts: list[str]) -> 
             "seed": args.seed,
             "method": args.integration_method,
             "batch_size": args.batch_size,
-            "explainer": args.explainer,
             "revision": args.explainer_revision,
+            "layer": args.layer,
+            "aggregation": args.aggregation,
         }.items()
         if value is not None
     }
+    if args.explainer is not None:
+        options["probes" if args.method.startswith("diffmask-") else "explainer"] = args.explainer
     explainer = get_explainer(args.method, classifier, **options)
+    explained = []
     for start in range(0, len(texts), CHUNK):
-        yield from explainer.explain(texts[start : start + CHUNK])
+        chunk = explainer.explain(texts[start : start + CHUNK])
+        explained += chunk if args.attviz else []
+        yield from chunk
+    if args.attviz:
+        try:
+            Path(args.attviz).write_text(json.dumps(attviz(explained), ensure_ascii=False) + "\n")
+        except ValueError as error:
+            raise InputError(f"--attviz: {error}") from error
 
 
 if __name__ == "__main__":

@@ -18,26 +18,19 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from huggingface_hub import ModelHubMixin, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from huggingface_hub import ModelHubMixin
 from torch import nn
 
+from empexp.artefact import check_identity, load_artefact, load_weights, save_weights, weights_file
 from empexp.classifier import DEFAULT_NAME, Classifier, pad_baseline
-from empexp.errors import ModelLoadError
-from empexp.hub import cache_only_unless_reachable, hub_reachable
 
-WEIGHTS_NAME = "model.safetensors"
 TRAINING_METRICS = "training_metrics.json"
 METHOD_LONG = {"ig": "Integrated Gradients", "sv": "Shapley Value Sampling"}
-IDENTITY_CHECKED = ("model_type", "hidden_size", "num_hidden_layers", "labels", "vocab_sha256")
 
 
 class EmpiricalModel(
@@ -148,8 +141,7 @@ class EmpiricalModel(
                 module.merge() if merged else module.unmerge()
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
-        save_file(tensors, save_directory / WEIGHTS_NAME, metadata={"format": "pt"})
+        save_weights(self.trainable_state_dict(), save_directory)
 
     @classmethod
     def _from_pretrained(
@@ -163,29 +155,16 @@ class EmpiricalModel(
         token: str | bool | None,
         **model_kwargs: Any,
     ) -> EmpiricalModel:
-        if Path(model_id).is_dir():
-            weights = Path(model_id) / WEIGHTS_NAME
-        else:
-            weights = hf_hub_download(
-                model_id,
-                WEIGHTS_NAME,
-                revision=revision,
-                cache_dir=cache_dir,
-                force_download=force_download,
-                local_files_only=local_files_only,
-                token=token,
-            )
+        weights = weights_file(
+            model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
         model = cls(**model_kwargs)
-        expected = model.trainable_state_dict()
-        try:
-            state = load_file(weights, device=str(model.head[1].weight.device))
-        except (OSError, SafetensorError) as error:
-            raise ModelLoadError(f"{model_id}: unreadable {WEIGHTS_NAME} ({error})") from error
-        wrong = sorted(k for k in expected.keys() | state.keys() if k not in state or k not in expected)
-        wrong += sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
-        if wrong:
-            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} does not match its config.json (e.g. {wrong[0]})")
-        model.load_state_dict(state, strict=False)
+        load_weights(model, model_id, weights, model.trainable_state_dict())
         model.set_merged(True)
         return model.eval()
 
@@ -235,48 +214,13 @@ class ScoreTotals:
         return (logits.float().gather(1, picked) - baseline_logits.gather(1, picked)).squeeze(1)
 
 
-def check_identity(explains: dict, classifier: Classifier) -> None:
-    """Refuse a classifier other than the one an explainer was trained for.
-
-    Raises:
-        ModelLoadError: vocabulary, architecture, labels or the probe logits differ.
-    """
-    actual = classifier.identity()
-    trained_for = explains.get("name_or_path", "another classifier")
-    for key in IDENTITY_CHECKED:
-        if explains.get(key) != actual[key]:
-            raise ModelLoadError(
-                f"this explainer was trained for {trained_for}, not for {actual['name_or_path']}: "
-                f"their {key.replace('_', ' ')} differ"
-            )
-    # Probe logits agree to rounding across devices and dtypes; other weights move them far more.
-    expected = explains.get("fingerprint", [])
-    if not all(math.isclose(a, b, abs_tol=0.02) for a, b in zip(expected, actual["fingerprint"], strict=True)):
-        raise ModelLoadError(
-            f"this explainer was trained for {trained_for}, not for {actual['name_or_path']}: "
-            "same architecture and vocabulary, but different weights (their outputs on a probe text differ)"
-        )
-
-
 def load_empirical(name_or_path: str | Path, classifier: Classifier, *, revision: str | None = None) -> EmpiricalModel:
     """An empirical explainer from a Hub id or a local folder, on ``classifier`` (which must be its own).
 
     Raises:
         ModelLoadError: nothing loadable there, a corrupt file, or another classifier's explainer.
     """
-    source = str(name_or_path)
-    local = Path(source).is_dir()
-    reachable = local or hub_reachable()
-    try:
-        with cache_only_unless_reachable(reachable):
-            return EmpiricalModel.from_pretrained(source, revision=revision, classifier=classifier)
-    except ModelLoadError:
-        raise
-    except TypeError as error:  # config.json missing or lacking required fields
-        raise ModelLoadError(f"{source}: not an empirical explainer (config.json missing or incomplete)") from error
-    except (EntryNotFoundError, LocalEntryNotFoundError, HFValidationError, OSError, ValueError) as error:
-        where = "" if reachable else " (the Hub is not reachable and it is not cached)"
-        raise ModelLoadError(f"could not load the empirical explainer {source!r}{where}: {error}") from error
+    return load_artefact(EmpiricalModel, name_or_path, classifier, revision=revision, what="an empirical explainer")
 
 
 def token_mse(scores: torch.Tensor, targets: torch.Tensor, special_tokens_mask: torch.Tensor) -> torch.Tensor:

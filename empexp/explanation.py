@@ -31,6 +31,11 @@ class Explanation:
     truncated: bool = False
     details: dict[str, Any] = field(default_factory=dict)
     """Method-specific extras (settings such as the integration method or seed)."""
+    layer_scores: list[list[float]] | None = None
+    """Per layer (or hook point) and token, where the method looks inside the model: DiffMask's keep
+    probabilities, attention's per-layer aggregation; ``details["layer_names"]`` names the rows."""
+    head_scores: list[list[list[float]]] | None = None
+    """Per layer, head and token: each head's attention of a token to itself (attention only)."""
 
     def __post_init__(self) -> None:
         if not (len(self.tokens) == len(self.offsets) == len(self.scores)):
@@ -38,6 +43,9 @@ class Explanation:
                 f"tokens, offsets and scores must align, got {len(self.tokens)}, "
                 f"{len(self.offsets)} and {len(self.scores)}"
             )
+        rows = list(self.layer_scores or []) + [row for layer in self.head_scores or [] for row in layer]
+        if any(len(row) != len(self.tokens) for row in rows):
+            raise ValueError("every row of layer_scores and head_scores must have one value per token")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; offsets become lists (or null)."""

@@ -6,6 +6,9 @@ into the model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -37,3 +40,90 @@ def position_ids(model: PreTrainedModel, input_ids: torch.Tensor) -> torch.Tenso
     if derive is None:
         return None
     return derive(input_ids, embeddings.padding_idx)
+
+
+def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
+    """The stack of transformer layers, found as the module list holding ``num_hidden_layers`` blocks.
+
+    BERT, RoBERTa and ELECTRA keep it at ``encoder.layer``, XLNet at ``transformer.layer``; searching
+    the base model for it works for all of them without naming either.
+    """
+    count = model.config.num_hidden_layers
+    found = [m for m in model.base_model.modules() if isinstance(m, nn.ModuleList) and len(m) == count]
+    if not found:
+        raise ValueError(f"no list of {count} layers in {type(model.base_model).__name__}")
+    return found[0]
+
+
+def sequence_first(model: PreTrainedModel) -> bool:
+    """Whether the model's layers pass hidden states as ``(tokens, batch, hidden)`` (XLNet) rather than batch first.
+
+    Found by running a batch of one two-token text and looking at what the word embeddings return,
+    then cached on the model.
+    """
+    cached = getattr(model, "_empexp_sequence_first", None)
+    if cached is not None:
+        return cached
+    shapes = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda _m, _i, out: shapes.append(out.shape))
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.zeros(1, 2, dtype=torch.long, device=model.device))
+    finally:
+        handle.remove()
+    model._empexp_sequence_first = shapes[0][0] == 2
+    return model._empexp_sequence_first
+
+
+def hidden_sizes(model: PreTrainedModel) -> list[int]:
+    """Widths of the ``num_hidden_layers + 2`` hook points of :func:`replaced_states`."""
+    embedding = model.get_input_embeddings().embedding_dim
+    return [embedding] + [model.config.hidden_size] * (model.config.num_hidden_layers + 1)
+
+
+@contextmanager
+def replaced_states(model: PreTrainedModel, replace: dict[int, Callable[[torch.Tensor], torch.Tensor]]):
+    """Within the context, hook point ``i``'s state ``h`` (batch first) becomes ``replace[i](h)``.
+
+    Point 0 is the word embeddings' output, point ``1 + j`` the input of layer ``j``, point ``L + 1``
+    the last layer's output: the word embeddings followed by the model's ``hidden_states``.
+    """
+    stack = encoder_layers(model)
+    flip = sequence_first(model)
+
+    def swap(state: torch.Tensor, point: int) -> torch.Tensor:
+        if flip:
+            return replace[point](state.transpose(0, 1)).transpose(0, 1)
+        return replace[point](state)
+
+    def on_output(point: int):
+        def hook(_module, _inputs, output):
+            if isinstance(output, tuple):
+                return (swap(output[0], point), *output[1:])
+            return swap(output, point)
+
+        return hook
+
+    def on_input(point: int):
+        def hook(_module, args, kwargs):
+            if args:
+                return (swap(args[0], point), *args[1:]), kwargs
+            key = next(iter(kwargs))  # the hidden states are the first argument of every layer
+            return args, {**kwargs, key: swap(kwargs[key], point)}
+
+        return hook
+
+    handles = []
+    last = len(stack) + 1
+    for point in replace:
+        if point == 0:
+            handles.append(model.get_input_embeddings().register_forward_hook(on_output(0)))
+        elif point == last:
+            handles.append(stack[-1].register_forward_hook(on_output(point)))
+        else:
+            handles.append(stack[point - 1].register_forward_pre_hook(on_input(point), with_kwargs=True))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,6 +1,8 @@
 """Fine-tune a LoRA adapter (plus a new classification head) on a text classification TSV.
 
 Builds the embedded default: all-MiniLM-L6-v2 with LoRA on every linear layer, trained on SST-2.
+With ``--full`` every weight trains instead and the whole model is exported (the toy-task classifier
+of ``training/toy_task.py``, trained from scratch).
 
     accelerate launch training/train_classifier.py --data-dir ../shared/data/sst2 \
         --output-dir empexp/default/classifier
@@ -49,6 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup", type=float, default=0.06, help="fraction of steps with linear warm-up")
+    parser.add_argument("--full", action="store_true", help="train every weight (no LoRA); export the whole model")
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=int, default=32)
     parser.add_argument("--lora-dropout", type=float, default=0.1)
@@ -70,6 +73,8 @@ def build_model(args: argparse.Namespace):
         label2id={label: i for i, label in enumerate(args.labels)},
         dtype=torch.float32,
     )
+    if args.full:
+        return model, tokenizer
     lora = LoraConfig(
         task_type="SEQ_CLS",  # keeps the new classification head trainable and saved with the adapter
         r=args.lora_r,
@@ -105,15 +110,16 @@ def accuracy(model, loader, accelerator: Accelerator) -> float:
 
 
 def export(model, tokenizer, accelerator: Accelerator, directory: Path, metrics: dict) -> None:
-    """Write the adapter in Hub layout: adapter weights and config, the classifier config, tokenizer."""
+    """Write the model in Hub layout (the adapter and the classifier config, or with ``--full`` the whole model)."""
     if not accelerator.is_main_process:
         return
     directory.mkdir(parents=True, exist_ok=True)
-    peft_model = accelerator.unwrap_model(model)
-    peft_model.save_pretrained(directory)
-    config = peft_model.base_model.model.config
-    config.architectures = [type(peft_model.base_model.model).__name__]
-    config.save_pretrained(directory)
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(directory)
+    if hasattr(unwrapped, "peft_config"):
+        config = unwrapped.base_model.model.config
+        config.architectures = [type(unwrapped.base_model.model).__name__]
+        config.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     (directory / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 

@@ -1,6 +1,6 @@
 """Explainers, one module per family, found by id through the registry."""
 
-from empexp.explainers import captum, empirical  # noqa: F401  (register "ig", "sv", "empirical-*")
+from empexp.explainers import attention, captum, diffmask, empirical  # noqa: F401  (register every explainer)
 from empexp.explainers.base import Explainer
 from empexp.explainers.registry import get_explainer, list_explainers, register
 

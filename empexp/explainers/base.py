@@ -36,9 +36,18 @@ class Explainer(ABC):
         self.pad_batches = pad_batches
         self._passes = 0
 
+    reads_attentions: ClassVar[bool] = False
+    """Whether :meth:`attribute` needs the prediction pass's attention weights (``batch["attentions"]``)."""
+
     @abstractmethod
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-        """Scores of shape ``(batch, tokens)`` for the ``targets`` classes; special and pad positions are 0."""
+    def attribute(
+        self, batch: dict[str, torch.Tensor], targets: torch.Tensor
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Scores of shape ``(batch, tokens)`` for the ``targets`` classes; special and pad positions are 0.
+
+        Methods that look inside the model return a dict instead: ``scores`` plus ``layer_scores``
+        ``(batch, layers, tokens)`` and/or ``head_scores`` ``(batch, layers, heads, tokens)``.
+        """
 
     def details(self) -> dict[str, Any]:
         """Method settings recorded with each explanation."""
@@ -73,8 +82,12 @@ class Explainer(ABC):
         start = time.perf_counter()
         self._passes = 0
         batch = self.classifier.collate(encoded)
-        if self.reads_hidden_states:
-            logits, batch["hidden_states"] = self.classifier.logits_and_hidden_states(batch)
+        if self.reads_hidden_states or self.reads_attentions:
+            outputs = self.classifier.outputs(
+                batch, hidden_states=self.reads_hidden_states, attentions=self.reads_attentions
+            )
+            logits = outputs.logits
+            batch["hidden_states"], batch["attentions"] = outputs.hidden_states, outputs.attentions
             self._passes += len(encoded)
         else:
             with torch.no_grad():
@@ -82,17 +95,22 @@ class Explainer(ABC):
                 logits = forward(batch["input_ids"], *self.classifier.model_inputs(batch))
         targets = logits.argmax(-1)
         batch["logits"] = logits
-        scores = self.attribute(batch, targets).detach().float().cpu()
+        result = self.attribute(batch, targets)
+        parts = result if isinstance(result, dict) else {"scores": result}
+        parts = {name: value.detach().float().cpu() for name, value in parts.items()}
         seconds = (time.perf_counter() - start) / len(encoded)
         passes = self._passes / len(encoded)
         keep = batch["attention_mask"].bool().cpu()
         probabilities = self.classifier.probabilities(logits)
+        # Tokens are the last dimension of every part; padding goes.
+        unpadded = [
+            {name: value[row][..., keep[row]].tolist() for name, value in parts.items()} for row in range(len(keep))
+        ]
         return [
             Explanation(
                 text=e.text,
                 tokens=e.tokens,
                 offsets=e.offsets,
-                scores=row[mask].tolist(),
                 method=self.name,
                 samples=self.samples,
                 target=int(target),
@@ -102,8 +120,9 @@ class Explainer(ABC):
                 seconds=seconds,
                 truncated=e.truncated,
                 details=self.details(),
+                **values,
             )
-            for e, row, mask, target, probs in zip(encoded, scores, keep, targets, probabilities, strict=True)
+            for e, values, target, probs in zip(encoded, unpadded, targets, probabilities, strict=True)
         ]
 
 

@@ -1,0 +1,112 @@
+"""DiffMask probes in the registry: ``diffmask-input`` and ``diffmask-hidden``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from empexp.classifier import Classifier
+from empexp.diffmask import METRICS, load_diffmask, point_names
+from empexp.errors import InputError
+from empexp.explainers.base import Explainer
+from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.explainers.registry import register
+
+
+class DiffMaskExplainer(Explainer):
+    """Keep probabilities of trained DiffMask probes, from the prediction pass's hidden states (no extra pass).
+
+    ``scores`` are the keep probabilities at hook point ``layer`` (default: the last point for the
+    input variant, what the whole model needs from the input; the word embeddings for the hidden
+    variant); ``layer_scores`` hold every point's, one row per point, named in ``details["layer_names"]``.
+    Special tokens are never masked: their keep probability is 1.
+
+    Args:
+        probes: Hub id or folder of probes trained for this classifier; defaults to the embedded ones
+            when the classifier is the embedded default.
+        revision: Hub revision of ``probes``.
+        layer: hook point whose keep probabilities become ``scores``.
+        batch_size: texts explained together.
+
+    Raises:
+        InputError: no probes given for a classifier without embedded ones, probes of the other variant,
+            or a ``layer`` out of range.
+        ModelLoadError: the probes cannot be loaded, or were trained for another classifier.
+    """
+
+    variant: ClassVar[str]
+    reads_hidden_states = True
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        probes: str | Path | None = None,
+        revision: str | None = None,
+        layer: int | None = None,
+        batch_size: int = 32,
+    ):
+        super().__init__(classifier, batch_size=batch_size, pad_batches=True)
+        if probes is None:
+            if not classifier.is_default:
+                raise InputError(
+                    f"{self.name} needs probes trained for {classifier.name_or_path}: "
+                    "pass probes=HUB_ID_OR_FOLDER (CLI: --explainer)"
+                )
+            probes = DEFAULT_EXPLAINERS / self.name
+        self.source = str(probes)
+        self.model = load_diffmask(probes, classifier, revision=revision)
+        if self.model.variant != self.variant:
+            right = f"diffmask-{self.model.variant}"
+            raise InputError(f"{self.source} holds {right} probes; use them with method {right!r}, not {self.name!r}")
+        points = self.model.points
+        if layer is None:
+            layer = points - 1 if self.variant == "input" else 0
+        if not -points <= layer < points:
+            raise InputError(f"layer must be in 0..{points - 1} (hook points), got {layer}")
+        self.layer = layer % points
+        self.validation = _validation(probes)
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "probes": self.source,
+            "layer": self.layer,
+            "layer_names": point_names(self.model.points),
+            "margin": self.model.margin,
+            "validation": self.validation,
+        }
+
+    @torch.no_grad()
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        states = self.model.states(self.classifier, batch, batch["hidden_states"])
+        keep = self.model.keep_probabilities(self.model.gate_logits(states), batch["special_tokens_mask"])
+        return {"scores": keep[..., self.layer], "layer_scores": keep.transpose(1, 2)}
+
+
+def _validation(probes: str | Path) -> dict | None:
+    """The per-point KL, agreement and fraction kept measured when the probes were trained, if shipped."""
+    path = Path(probes) / METRICS
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return {key: metrics[key] for key in ("kl", "agreement", "kept", "texts")}
+
+
+@register
+class DiffMaskInput(DiffMaskExplainer):
+    """Which input tokens the model can do without, as seen from each layer (DiffMask, input variant)."""
+
+    name = "diffmask-input"
+    variant = "input"
+
+
+@register
+class DiffMaskHidden(DiffMaskExplainer):
+    """Which tokens' hidden states each layer can do without (DiffMask, hidden variant)."""
+
+    name = "diffmask-hidden"
+    variant = "hidden"
