@@ -104,7 +104,7 @@ def test_probes_round_trip_and_refuse_other_classifiers(bert, tmp_path):
     (tmp_path / "probes" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="unreadable"):
         load_diffmask(tmp_path / "probes", bert)
-    with pytest.raises(ModelLoadError, match="not DiffMask probes|could not load"):
+    with pytest.raises(ModelLoadError, match=r"not DiffMask probes|could not load"):
         load_diffmask(tmp_path, bert)
 
 
