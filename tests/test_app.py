@@ -5,6 +5,7 @@ import torch
 from gradio_client import Client
 
 from empexp.app import build_app
+from empexp.diffmask import DiffMaskModel
 from empexp.empirical import EmpiricalModel
 
 
@@ -18,7 +19,9 @@ def client(bert, tmp_path_factory):
         model.save_pretrained(folder / f"empirical-{method}")
     torch.manual_seed(0)
     EmpiricalModel(bert, explains=bert.identity(), imitates=imitates["ig"]).save_pretrained(folder / "head")
+    DiffMaskModel(bert, explains=bert.identity(), variant="input").save_pretrained(folder / "diffmask-input")
     empirical = {
+        "diffmask-input": folder / "diffmask-input",
         "empirical-ig": folder / "empirical-ig",
         "empirical-sv": folder / "empirical-sv",
         "empirical-ig-head": folder / "head",
@@ -72,3 +75,24 @@ def test_blank_text_is_a_clear_error_and_the_app_keeps_serving(client):
 def test_an_explainer_of_the_wrong_kind_is_reported_on_the_page(client):
     texts = [c.get("props", {}).get("value") for c in client.config["components"]]
     assert any(isinstance(t, str) and "Not loaded: empirical-sv-head" in t and "empirical-ig-head" in t for t in texts)
+
+
+def test_internals_endpoint_shows_diffmask_and_attention(client):
+    probabilities, keep, table, attention, series, raw = client.predict(
+        "the movie was great", "input", "entropy", api_name="/explain_internals"
+    )
+    assert probabilities["label"] in {"LABEL_0", "LABEL_1"}
+    assert keep is not None and series is not None
+    assert "No validation metrics" in table  # these probes were never trained
+    assert "".join(span["token"] for span in attention) == "the movie was great"
+    assert [e["method"] for e in raw] == ["attention", "diffmask-input"]
+    assert raw[0]["details"]["aggregation"] == "entropy" and len(raw[1]["layer_scores"]) == 4
+
+
+def test_internals_without_probes_still_show_attention(client):
+    _, keep, table, attention, _, raw = client.predict("awful", "hidden", "mean", api_name="/explain_internals")
+    assert keep is None and "No diffmask-hidden probes" in table
+    assert "".join(span["token"] for span in attention) == "awful"
+    assert [e["method"] for e in raw] == ["attention"]
+    with pytest.raises(Exception, match="not in the list of choices"):  # Gradio checks the dropdown's choices
+        client.predict("awful", "input", "median", api_name="/explain_internals")

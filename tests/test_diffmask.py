@@ -164,11 +164,13 @@ def test_toy_task_probes_keep_the_query_digits(tmp_path):
     subprocess.run(
         [sys.executable, TRAINING / "train_diffmask.py", "--model", classifier_dir, "--data", data / "train.tsv",
          "--dev", data / "dev.tsv", "--output-dir", probes_dir, "--run-dir", tmp_path / "run-probes",
-         "--steps", "1500", "--batch-size", "64", "--lr", "3e-3", "--eval-every", "100000"],
+         "--steps", "2000", "--batch-size", "64", "--lr", "1e-3", "--eval-every", "100000"],
         check=True, env=env, capture_output=True,
     )  # fmt: skip
     quality = toy.mask_quality(load_diffmask(probes_dir, classifier), classifier, test_texts)
-    last = -1
-    assert quality["precision"][last] > 0.8 > 2 * quality["chance"], quality
-    assert quality["recall"][last] > 0.8, quality
-    assert quality["agreement"][last] > 0.9, quality
+    # At the last layers the kept tokens are (nearly) only n and m; chance is the share of n/m tokens.
+    for point in (-2, -1):
+        assert quality["precision"][point] > 0.8 > 2 * quality["chance"], quality
+        assert quality["agreement"][point] > 0.8, quality
+    # The embeddings alone cannot tell which digits are queried: nothing can be dropped there.
+    assert quality["recall"][0] > 0.95, quality

@@ -13,16 +13,28 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from empexp.app.views import METHOD_NAMES, agreement_line, cost, highlights, scale_of
+from empexp.app.views import (
+    METHOD_NAMES,
+    agreement_line,
+    attention_series,
+    cost,
+    head_highlights,
+    highlights,
+    keep_heatmap,
+    scale_of,
+    validation_table,
+)
 from empexp.classifier import Classifier, load_classifier
 from empexp.convergence import load_curve, plot
 from empexp.errors import EmpexpError
 from empexp.explainers import Explainer, get_explainer
+from empexp.explainers.attention import AGGREGATIONS
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.explanation import Explanation
 
 EMPIRICAL = {"empirical-ig": "ig", "empirical-ig-head": "ig", "empirical-sv": "sv", "empirical-sv-head": "sv"}
 """Empirical explainer ids the app shows, and the expensive method each imitates."""
+DIFFMASK = ("diffmask-input", "diffmask-hidden")
 
 EXAMPLES = [
     "A gorgeous, witty, seductive movie.",
@@ -33,6 +45,14 @@ LEGEND = (
     "Red tokens push towards the predicted label, purple ones against it; colour strength is each "
     "score divided by the largest magnitude in that explanation (once IG and SV have run, by the largest "
     "in the expensive explanation and its empirical counterparts together, so each pair shares one scale)."
+)
+DIFFMASK_HELP = (
+    "DiffMask: per layer, the probability that a probe keeps each token (input variant: which input tokens the "
+    "model still needs, as seen from that layer; hidden variant: which tokens' states that layer needs)."
+)
+ATTENTION_HELP = (
+    "Self-attention (AttViz): how much each token attends to itself, per head; the heatmap aggregates all heads "
+    "of all layers, the plot shows every aggregation over the tokens."
 )
 CURVE_HELP = (
     "MSE (log scale) of IG or SV with s samples against the same method with 20, on held-out SST-2 dev "
@@ -57,22 +77,26 @@ def model_name(classifier: Classifier) -> str:
 def load_empirical_explainers(
     classifier: Classifier, sources: dict[str, str] | None = None
 ) -> tuple[dict[str, Explainer], list[str]]:
-    """Empirical explainers for the app, by registry id, and a message for each that failed to load.
+    """Empirical explainers and DiffMask probes for the app, by registry id, and a message for each that
+    failed to load.
 
-    ``sources`` maps ids (``empirical-ig``, ``empirical-sv-head``, ...) to Hub ids or folders; without
-    it the embedded default classifier gets its embedded explainers and any other classifier none.
+    ``sources`` maps ids (``empirical-ig``, ``diffmask-input``, ...) to Hub ids or folders; without it
+    the embedded default classifier gets its embedded ones and any other classifier none.
     """
     if sources is None:
         sources = {}
         if classifier.is_default:
             sources = {
-                name: str(DEFAULT_EXPLAINERS / name) for name in EMPIRICAL if (DEFAULT_EXPLAINERS / name).is_dir()
+                name: str(DEFAULT_EXPLAINERS / name)
+                for name in (*EMPIRICAL, *DIFFMASK)
+                if (DEFAULT_EXPLAINERS / name).is_dir()
             }
     explainers, problems = {}, []
-    for name in EMPIRICAL:
+    for name in (*EMPIRICAL, *DIFFMASK):
         if name in sources:
+            option = "probes" if name in DIFFMASK else "explainer"
             try:
-                explainers[name] = get_explainer(name, classifier, explainer=sources[name])
+                explainers[name] = get_explainer(name, classifier, **{option: sources[name]})
             except EmpexpError as error:
                 problems.append(f"{name}: {error}")
     return explainers, problems
@@ -82,12 +106,16 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
     """The app's Blocks for ``classifier`` (loaded once, here; the embedded default when ``None``).
 
     ``empirical`` maps empirical explainer ids to Hub ids or folders (default: the embedded ones, for
-    the embedded classifier). Named endpoints: ``predict(text)``, ``explain_empirical(text)`` (one
-    pass each, shown at once) and ``explain(text, ig_samples=20, sv_samples=20, seed=0)`` (the
-    expensive methods, behind a button).
+    the embedded classifier; DiffMask probes too, under ``diffmask-input`` / ``diffmask-hidden``).
+    Named endpoints: ``predict(text)``, ``explain_empirical(text)`` and ``explain_internals(text,
+    variant="input", aggregation="mean")`` (one pass each, shown at once) and ``explain(text,
+    ig_samples=20, sv_samples=20, seed=0)`` (the expensive methods, behind a button).
     """
     classifier = classifier or load_classifier()
-    explainers, problems = load_empirical_explainers(classifier, empirical)
+    loaded, problems = load_empirical_explainers(classifier, empirical)
+    explainers = {name: e for name, e in loaded.items() if name in EMPIRICAL}
+    probes = {name: e for name, e in loaded.items() if name in DIFFMASK}
+    attention = {how: get_explainer("attention", classifier, aggregation=how) for how in AGGREGATIONS}
 
     def predict(text: str) -> dict[str, float]:
         """Class probabilities of the classifier for ``text``."""
@@ -124,6 +152,32 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             notice,
             [ig.to_dict(), sv.to_dict()],
         )
+
+    def explain_internals(text: str, variant: str = "input", aggregation: str = "mean"):
+        """What the model keeps and attends to for ``text``: DiffMask keep probabilities per layer (the
+        ``variant``'s probes, when loaded) and each head's self-attention, aggregated by ``aggregation``."""
+        name = f"diffmask-{variant}"
+        try:
+            attended = attention[aggregation].explain(text)[0]
+            masked = probes[name].explain(text)[0] if name in probes else None
+        except EmpexpError as error:
+            raise gr.Error(str(error)) from error
+        keep = keep_heatmap(masked) if masked else None
+        table = validation_table(masked) if masked else f"No {name} probes are loaded for this classifier."
+        return (
+            attended.probabilities,
+            keep,
+            table,
+            highlights(attended),
+            attention_series(attended),
+            [attended.to_dict()] + ([masked.to_dict()] if masked else []),
+        )
+
+    def show_head(raw: list[dict] | None, layer: int, head: int):
+        """One head's self-attention from the last ``explain_internals`` result (no model pass)."""
+        if not raw:
+            return gr.skip()
+        return head_highlights(Explanation.from_dict(raw[0]), layer, head)
 
     def compare(empirical_raw: list[dict] | None, expensive_raw: list[dict] | None):
         """Redraw each expensive heatmap and its empirical counterparts on one colour scale, with their agreement."""
@@ -183,9 +237,30 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
                 with gr.Row():
                     for method, curve in curves.items():
                         gr.Plot(plot(curve), label=f"{method.upper()} convergence")
+        config = classifier.model.config
+        with gr.Accordion("Inside the model: DiffMask and attention (one pass)", open=True):
+            with gr.Row():
+                variant = gr.Radio(["input", "hidden"], value="input", label="DiffMask variant")
+                aggregation = gr.Dropdown(list(AGGREGATIONS), value="mean", label="Aggregation across heads")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    gr.Markdown(DIFFMASK_HELP)
+                    keep_plot = gr.Plot(label="DiffMask keep probabilities (tokens x layers)")
+                    with gr.Accordion("What the probes reached per layer", open=False):
+                        probe_table = gr.Markdown()
+                with gr.Column(scale=1):
+                    internal_probabilities = gr.Label(label="Prediction (class probabilities)")
+            gr.Markdown(ATTENTION_HELP)
+            attention_view = gr.HighlightedText(label=METHOD_NAMES["attention"], show_legend=True)
+            series_plot = gr.Plot(label="Self-attention aggregations over tokens")
+            with gr.Row():
+                layer_pick = gr.Slider(1, config.num_hidden_layers, value=1, step=1, label="Layer")
+                head_pick = gr.Slider(1, config.num_attention_heads, value=1, step=1, label="Head")
+            head_view = gr.HighlightedText(label="One head's self-attention", show_legend=True)
         with gr.Accordion("Explanations as JSON", open=False):
             empirical_raw = gr.JSON(label="Empirical explanations")
             raw = gr.JSON(label="IG and SV explanations")
+            internals_raw = gr.JSON(label="Attention and DiffMask explanations")
 
         # Cards keep the order of ``explainers``: view and cost interleaved, as explain_empirical returns them.
         cards = [part for pair in zip(empirical_views, empirical_costs) for part in pair]
@@ -206,6 +281,20 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             compare,
             inputs=[empirical_raw, raw],
             outputs=[*empirical_views, *agreement_lines, expensive_views["ig"], expensive_views["sv"]],
+            api_visibility="private",
+        )
+        gr.on(
+            [button.click, text.submit, variant.change, aggregation.change],
+            explain_internals,
+            inputs=[text, variant, aggregation],
+            outputs=[internal_probabilities, keep_plot, probe_table, attention_view, series_plot, internals_raw],
+            api_name="explain_internals",
+        ).success(show_head, inputs=[internals_raw, layer_pick, head_pick], outputs=head_view, api_visibility="private")
+        gr.on(
+            [layer_pick.change, head_pick.change],
+            show_head,
+            inputs=[internals_raw, layer_pick, head_pick],
+            outputs=head_view,
             api_visibility="private",
         )
         gr.api(predict, api_name="predict")

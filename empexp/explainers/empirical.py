@@ -109,12 +109,15 @@ class EmpiricalSVHead(EmpiricalExplainer):
 
 
 def add_explainer_option(parser: argparse.ArgumentParser, default: str) -> None:
-    """Add the repeatable ``--explainer METHOD=ID_OR_DIR`` option; its value is a list of ``(id, source)``."""
+    """Add the repeatable ``--explainer METHOD=ID_OR_DIR`` option (empirical explainers and DiffMask probes);
+    its value is a list of ``(id, source)``."""
 
     def pair(text: str) -> tuple[str, str]:
         name, _, source = text.partition("=")
-        if not source or not name.startswith("empirical-"):
-            raise argparse.ArgumentTypeError(f"expected METHOD=ID_OR_DIR with an empirical-* method, got {text!r}")
+        if not source or not name.startswith(("empirical-", "diffmask-")):
+            raise argparse.ArgumentTypeError(
+                f"expected METHOD=ID_OR_DIR with an empirical-* or diffmask-* method, got {text!r}"
+            )
         return name, source
 
     parser.add_argument(
@@ -122,5 +125,6 @@ def add_explainer_option(parser: argparse.ArgumentParser, default: str) -> None:
         action="append",
         type=pair,
         metavar="METHOD=ID_OR_DIR",
-        help=f"an empirical explainer, e.g. empirical-ig=user/my-explainer; repeatable (default: {default})",
+        help="an empirical explainer or DiffMask probes, e.g. empirical-ig=user/my-explainer; repeatable "
+        f"(default: {default})",
     )
