@@ -6,7 +6,7 @@
         --output-dir runs/toy/classifier --run-dir runs/toy/classifier-run --lr 1e-3 --warmup 0 \
         --weight-decay 0 --epochs 6 --batch-size 64
     accelerate launch training/train_diffmask.py --model runs/toy/classifier --data runs/toy/data/train.tsv \
-        --dev runs/toy/data/dev.tsv --output-dir runs/toy/diffmask-input
+        --dev runs/toy/data/dev.tsv --output-dir runs/toy/diffmask-input --steps 3000 --batch-size 64 --lr 1e-3
     python benchmarks/diffmask_toy.py --model runs/toy/classifier --probes runs/toy/diffmask-input
 
 ``train.tsv``, ``dev.tsv`` and ``test.tsv`` (held out, for the benchmark) come from disjoint seeds.
