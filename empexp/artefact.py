@@ -1,21 +1,22 @@
 """What every trained explainer model (empirical explainer, DiffMask probes) shares on disk and on the Hub.
 
-Each is an ``nn.Module`` with ``huggingface_hub.ModelHubMixin``: ``config.json`` holds its constructor
-arguments, including the identity of the one classifier it was trained for, and ``model.safetensors``
-only the weights it adds to that classifier. Loading checks both and says what is wrong.
+Each is an ``nn.Module`` with :class:`AddedWeights` (a ``huggingface_hub.ModelHubMixin``):
+``config.json`` holds its constructor arguments, including the identity of the one classifier it was
+trained for, and ``model.safetensors`` only the weights it adds to that classifier. Loading checks
+both and says what is wrong.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
+import torch
 from huggingface_hub import ModelHubMixin, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from empexp.classifier import Classifier
 from empexp.errors import ModelLoadError
@@ -23,8 +24,6 @@ from empexp.hub import cache_only_unless_reachable, hub_reachable
 
 WEIGHTS_NAME = "model.safetensors"
 IDENTITY_CHECKED = ("model_type", "hidden_size", "num_hidden_layers", "labels", "vocab_sha256")
-
-Artefact = TypeVar("Artefact", bound=nn.Module)
 
 
 def check_identity(explains: dict, classifier: Classifier) -> None:
@@ -50,40 +49,66 @@ def check_identity(explains: dict, classifier: Classifier) -> None:
         )
 
 
-def save_weights(state: dict, directory: Path) -> None:
-    """Write ``state`` as ``model.safetensors`` in ``directory``."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    save_file(tensors, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+class AddedWeights(ModelHubMixin):
+    """``ModelHubMixin`` for modules that save only the weights they add to their classifier.
 
-
-def weights_file(model_id: str, **download: object) -> str | Path:
-    """``model.safetensors`` of a folder or Hub repo (``download`` goes to ``hf_hub_download``)."""
-    if Path(model_id).is_dir():
-        return Path(model_id) / WEIGHTS_NAME
-    return hf_hub_download(model_id, WEIGHTS_NAME, **download)
-
-
-def load_weights(model: Artefact, model_id: str, weights: str | Path, expected: dict) -> Artefact:
-    """Load ``weights`` into ``model`` after checking they hold exactly the tensors in ``expected``.
-
-    Raises:
-        ModelLoadError: the file is unreadable or does not match the config.
+    Subclasses say which in :meth:`trainable_state_dict` and may finish loading in :meth:`ready`;
+    ``model.safetensors`` is written and read here, checked against the config on the way in.
     """
-    device = next(iter(expected.values())).device
-    try:
-        state = load_file(weights, device=str(device))
-    except (OSError, SafetensorError) as error:
-        raise ModelLoadError(f"{model_id}: unreadable {WEIGHTS_NAME} ({error})") from error
-    wrong = sorted(k for k in expected.keys() | state.keys() if k not in state or k not in expected)
-    wrong += sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
-    if wrong:
-        raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} does not match its config.json (e.g. {wrong[0]})")
-    model.load_state_dict(state, strict=False)
-    return model
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors saved in ``model.safetensors``."""
+        raise NotImplementedError
+
+    def ready(self) -> AddedWeights:
+        """The module after its weights are loaded, ready to explain (in eval mode)."""
+        return self.eval()
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
+        save_file(tensors, save_directory / WEIGHTS_NAME, metadata={"format": "pt"})
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        **model_kwargs: Any,
+    ) -> AddedWeights:
+        if Path(model_id).is_dir():
+            weights = Path(model_id) / WEIGHTS_NAME
+        else:
+            weights = hf_hub_download(
+                model_id,
+                WEIGHTS_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+            )
+        model = cls(**model_kwargs)
+        expected = model.trainable_state_dict()
+        device = next(iter(expected.values())).device
+        try:
+            state = load_file(weights, device=str(device))
+        except (OSError, SafetensorError) as error:
+            raise ModelLoadError(f"{model_id}: unreadable {WEIGHTS_NAME} ({error})") from error
+        wrong = sorted(k for k in expected.keys() | state.keys() if k not in state or k not in expected)
+        wrong += sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
+        if wrong:
+            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} does not match its config.json (e.g. {wrong[0]})")
+        model.load_state_dict(state, strict=False)
+        return model.ready()
 
 
 def load_artefact(
-    cls: type[ModelHubMixin], name_or_path: str | Path, classifier: Classifier, *, revision: str | None, what: str
+    cls: type[AddedWeights], name_or_path: str | Path, classifier: Classifier, *, revision: str | None, what: str
 ):
     """``cls.from_pretrained`` from a Hub id or a folder, on ``classifier``, with errors meant for users.
 

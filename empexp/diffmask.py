@@ -24,17 +24,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import ModelHubMixin
 from torch import nn
 from torch.distributions import RelaxedBernoulli
 from torch.nn.utils.parametrizations import weight_norm
 
 from empexp import layers
-from empexp.artefact import check_identity, load_artefact, load_weights, save_weights, weights_file
+from empexp.artefact import AddedWeights, check_identity, load_artefact
 from empexp.classifier import Classifier
 
 Variant = Literal["input", "hidden"]
@@ -97,7 +96,7 @@ class Probe(nn.Module):
 
 class DiffMaskModel(
     nn.Module,
-    ModelHubMixin,
+    AddedWeights,
     library_name="empexp",
     tags=["empexp", "diffmask", "explainability", "text-classification"],
     repo_url="https://github.com/empexp/empexp",
@@ -253,32 +252,6 @@ class DiffMaskModel(
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What is saved: probes and baselines (the multipliers only matter during training)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("multipliers")}
-
-    def _save_pretrained(self, save_directory: Path) -> None:
-        save_weights(self.trainable_state_dict(), save_directory)
-
-    @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        **model_kwargs: Any,
-    ) -> DiffMaskModel:
-        weights = weights_file(
-            model_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            local_files_only=local_files_only,
-            token=token,
-        )
-        model = cls(**model_kwargs)
-        return load_weights(model, model_id, weights, model.trainable_state_dict()).eval()
 
 
 def kl_divergence(original: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

@@ -20,13 +20,12 @@ import copy
 import json
 import weakref
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
-from huggingface_hub import ModelHubMixin
 from torch import nn
 
-from empexp.artefact import check_identity, load_artefact, load_weights, save_weights, weights_file
+from empexp.artefact import AddedWeights, check_identity, load_artefact
 from empexp.classifier import DEFAULT_NAME, Classifier, pad_baseline
 
 TRAINING_METRICS = "training_metrics.json"
@@ -35,7 +34,7 @@ METHOD_LONG = {"ig": "Integrated Gradients", "sv": "Shapley Value Sampling"}
 
 class EmpiricalModel(
     nn.Module,
-    ModelHubMixin,
+    AddedWeights,
     library_name="empexp",
     tags=["empexp", "empirical-explainer", "explainability", "text-classification"],
     repo_url="https://github.com/empexp/empexp",
@@ -140,33 +139,9 @@ class EmpiricalModel(
             if isinstance(module, LoraLayer) and module.merged != merged:
                 module.merge() if merged else module.unmerge()
 
-    def _save_pretrained(self, save_directory: Path) -> None:
-        save_weights(self.trainable_state_dict(), save_directory)
-
-    @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        **model_kwargs: Any,
-    ) -> EmpiricalModel:
-        weights = weights_file(
-            model_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            local_files_only=local_files_only,
-            token=token,
-        )
-        model = cls(**model_kwargs)
-        load_weights(model, model_id, weights, model.trainable_state_dict())
-        model.set_merged(True)
-        return model.eval()
+    def ready(self) -> EmpiricalModel:
+        self.set_merged(True)
+        return super().ready()
 
 
 class ScoreTotals:
