@@ -209,10 +209,8 @@ class DiffMaskModel(
         masked = self.masked_logits(classifier, batch, point, gates)
         kl = kl_divergence(original, masked)
         real = (~special).float()
-        log_keep = HardConcrete(logits).log_expected_l0()
-        if self.variant == "input":
-            log_keep = log_keep.cumsum(-1)
-        expected_l0 = (log_keep[..., point].exp() * real).sum(-1) / real.sum(-1).clamp(min=1.0)
+        keep = self.keep_probabilities(logits, special)[..., point]
+        expected_l0 = (keep * real).sum(-1) / real.sum(-1).clamp(min=1.0)
         multiplier = self.multipliers[point]
         loss = (expected_l0 + multiplier * (kl - self.margin)).mean()
         return loss, {"kl": kl.mean().item(), "expected_l0": expected_l0.mean().item(), "multiplier": multiplier.item()}

@@ -81,7 +81,7 @@ def validate(model: DiffMaskModel, classifier, loader, accelerator: Accelerator)
         for key in ("kl", "agreement", "kept"):
             values = accelerator.gather_for_metrics(results[key])
             sums[key] = sums.get(key, 0) + values.sum(0)
-        count += len(accelerator.gather_for_metrics(batch["input_ids"][:, 0]))
+        count += len(values)  # rows of this batch over all processes
     return {key: [round(v, 6) for v in (total / count).tolist()] for key, total in sums.items()}
 
 

@@ -12,7 +12,7 @@ from empexp.classifier import Classifier
 from empexp.diffmask import METRICS, load_diffmask, point_names
 from empexp.errors import InputError
 from empexp.explainers.base import Explainer
-from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.explainers.empirical import embedded_or
 from empexp.explainers.registry import register
 
 
@@ -50,13 +50,7 @@ class DiffMaskExplainer(Explainer):
         batch_size: int = 32,
     ):
         super().__init__(classifier, batch_size=batch_size, pad_batches=True)
-        if probes is None:
-            if not classifier.is_default:
-                raise InputError(
-                    f"{self.name} needs probes trained for {classifier.name_or_path}: "
-                    "pass probes=HUB_ID_OR_FOLDER (CLI: --explainer)"
-                )
-            probes = DEFAULT_EXPLAINERS / self.name
+        probes = embedded_or(probes, classifier, self.name, what="probes", option="probes")
         self.source = str(probes)
         self.model = load_diffmask(probes, classifier, revision=revision)
         if self.model.variant != self.variant:

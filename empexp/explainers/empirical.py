@@ -18,6 +18,22 @@ DEFAULT_EXPLAINERS = Path(__file__).parent.parent / "default"
 """Where the embedded default classifier's explainers live, one folder per registry id."""
 
 
+def embedded_or(source: str | Path | None, classifier: Classifier, name: str, *, what: str, option: str) -> str | Path:
+    """``source``, or when it is ``None`` the embedded ``name`` folder, which only the embedded classifier has.
+
+    Raises:
+        InputError: no ``source`` for a classifier other than the embedded default.
+    """
+    if source is not None:
+        return source
+    if not classifier.is_default:
+        raise InputError(
+            f"{name} needs {what} trained for {classifier.name_or_path}: "
+            f"pass {option}=HUB_ID_OR_FOLDER (CLI: --explainer)"
+        )
+    return DEFAULT_EXPLAINERS / name
+
+
 class EmpiricalExplainer(Explainer):
     """One pass of a trained model instead of the expensive explainer it imitates.
 
@@ -44,13 +60,7 @@ class EmpiricalExplainer(Explainer):
         batch_size: int = 32,
     ):
         super().__init__(classifier, batch_size=batch_size, pad_batches=True)
-        if explainer is None:
-            if not classifier.is_default:
-                raise InputError(
-                    f"{self.name} needs an explainer trained for {classifier.name_or_path}: "
-                    "pass explainer=HUB_ID_OR_FOLDER (CLI: --explainer)"
-                )
-            explainer = DEFAULT_EXPLAINERS / self.name
+        explainer = embedded_or(explainer, classifier, self.name, what="an explainer", option="explainer")
         self.source = str(explainer)
         self.model = load_empirical(explainer, classifier, revision=revision)
         self._totals = ScoreTotals.of(classifier)
