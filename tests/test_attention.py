@@ -100,3 +100,16 @@ def test_attviz_needs_attention(bert):
 def test_misaligned_layer_scores_are_rejected():
     with pytest.raises(ValueError, match="one value per token"):
         Explanation("a", ["a"], [(0, 1)], [0.0], "attention", None, 0, "x", {}, 1, 0.0, layer_scores=[[0.0, 1.0]])
+
+
+def test_explained_together_equals_explained_alone(bert, tmp_path):
+    from empexp.diffmask import DiffMaskModel
+    from empexp.explainers import explain_together
+
+    DiffMaskModel(bert, explains=bert.identity(), variant="hidden").save_pretrained(tmp_path / "hidden")
+    explainers = [get_explainer("attention", bert), get_explainer("diffmask-hidden", bert, probes=tmp_path / "hidden")]
+    together = explain_together(explainers, "the movie was great")
+    for explainer, shared in zip(explainers, together, strict=True):
+        alone = explainer.explain("the movie was great")[0]
+        assert shared.scores == pytest.approx(alone.scores, abs=1e-6)
+        assert shared.forward_passes == alone.forward_passes == 1

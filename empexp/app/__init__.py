@@ -27,7 +27,7 @@ from empexp.app.views import (
 from empexp.classifier import Classifier, load_classifier
 from empexp.convergence import load_curve, plot
 from empexp.errors import EmpexpError
-from empexp.explainers import Explainer, get_explainer
+from empexp.explainers import Explainer, explain_together, get_explainer
 from empexp.explainers.attention import AGGREGATIONS
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.explanation import Explanation
@@ -127,7 +127,7 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
     def explain_empirical(text: str):
         """Prediction plus the empirical explainers' heatmaps for ``text`` (one pass each)."""
         try:
-            results = [explainer.explain(text)[0] for explainer in explainers.values()]
+            results = explain_together(list(explainers.values()), text) if explainers else []
             probabilities = results[0].probabilities if results else classifier.predict([text])[0].probabilities
             truncated = results[0].truncated if results else classifier.encode([text])[0].truncated
         except EmpexpError as error:
@@ -158,8 +158,10 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
         ``variant``'s probes, when loaded) and each head's self-attention, aggregated by ``aggregation``."""
         name = f"diffmask-{variant}"
         try:
-            attended = attention[aggregation].explain(text)[0]
-            masked = probes[name].explain(text)[0] if name in probes else None
+            attended, *masked = explain_together(
+                [attention[aggregation], *([probes[name]] if name in probes else [])], text
+            )
+            masked = masked[0] if masked else None
         except EmpexpError as error:
             raise gr.Error(str(error)) from error
         keep = keep_heatmap(masked) if masked else None

@@ -9,6 +9,7 @@ from itertools import groupby
 from typing import Any, ClassVar
 
 import torch
+from transformers.utils import ModelOutput
 
 from empexp.classifier import Classifier, EncodedText
 from empexp.explanation import Explanation
@@ -80,21 +81,24 @@ class Explainer(ABC):
 
     def _explain_group(self, encoded: list[EncodedText]) -> list[Explanation]:
         start = time.perf_counter()
-        self._passes = 0
         batch = self.classifier.collate(encoded)
-        if self.reads_hidden_states or self.reads_attentions:
-            outputs = self.classifier.outputs(
-                batch, hidden_states=self.reads_hidden_states, attentions=self.reads_attentions
-            )
-            logits = outputs.logits
-            batch["hidden_states"], batch["attentions"] = outputs.hidden_states, outputs.attentions
-            self._passes += len(encoded)
-        else:
-            with torch.no_grad():
-                forward = self.counted(self.classifier.forward)
-                logits = forward(batch["input_ids"], *self.classifier.model_inputs(batch))
+        outputs = self.classifier.outputs(
+            batch, hidden_states=self.reads_hidden_states, attentions=self.reads_attentions
+        )
+        return self._explain_batch(encoded, batch, outputs, start)
+
+    def _explain_batch(
+        self, encoded: list[EncodedText], batch: dict[str, torch.Tensor], outputs: ModelOutput, start: float
+    ) -> list[Explanation]:
+        """Explanations of a collated batch given its prediction pass's ``outputs``, timed from ``start``."""
+        self._passes = len(encoded)  # the prediction pass
+        logits = outputs.logits
+        batch = {**batch, "logits": logits}
+        if self.reads_hidden_states:
+            batch["hidden_states"] = outputs.hidden_states
+        if self.reads_attentions:
+            batch["attentions"] = outputs.attentions
         targets = logits.argmax(-1)
-        batch["logits"] = logits
         result = self.attribute(batch, targets)
         parts = result if isinstance(result, dict) else {"scores": result}
         parts = {name: value.detach().float().cpu() for name, value in parts.items()}
@@ -124,6 +128,31 @@ class Explainer(ABC):
             )
             for e, values, target, probs in zip(encoded, unpadded, targets, probabilities, strict=True)
         ]
+
+
+def explain_together(explainers: Sequence[Explainer], text: str) -> list[Explanation]:
+    """``text`` explained by each of ``explainers`` (all of one classifier) from one shared prediction pass.
+
+    What the app's one-pass views use. Each explanation still counts that pass and its time in its
+    cost: what the method costs on its own.
+
+    Raises:
+        InputError: the text is empty, whitespace only, or not a string.
+        ValueError: the explainers belong to different classifiers.
+    """
+    classifier = explainers[0].classifier
+    if any(e.classifier is not classifier for e in explainers):
+        raise ValueError("explain_together needs explainers of one classifier")
+    encoded = classifier.encode([text])
+    start = time.perf_counter()
+    batch = classifier.collate(encoded)
+    outputs = classifier.outputs(
+        batch,
+        hidden_states=any(e.reads_hidden_states for e in explainers),
+        attentions=any(e.reads_attentions for e in explainers),
+    )
+    shared = time.perf_counter() - start
+    return [e._explain_batch(encoded, batch, outputs, time.perf_counter() - shared)[0] for e in explainers]
 
 
 def group_by_length(encoded: Sequence[EncodedText], batch_size: int, *, pad: bool) -> list[list[int]]:
