@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 STATE_FILE = "trainer_state.json"
 
@@ -87,3 +88,11 @@ def resumable_batches(
 def jsonable(args: Namespace) -> dict[str, Any]:
     """Command-line arguments as JSON-ready values (paths as strings), for training records."""
     return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+
+
+def log_record(accelerator: Accelerator, path: Path, record: dict[str, Any], progress: tqdm, message: str) -> None:
+    """Append ``record`` to the run's JSON-lines log and print ``message`` above the progress bar (main process)."""
+    if accelerator.is_main_process:
+        with open(path, "a") as log:
+            log.write(json.dumps(record) + "\n")
+        progress.write(message)

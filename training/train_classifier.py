@@ -35,7 +35,7 @@ from transformers import (
 
 from empexp.data import read_tsv
 from empexp.hub import pip_shipped_path
-from empexp.training import Checkpointer, jsonable, resumable_batches
+from empexp.training import Checkpointer, jsonable, log_record, resumable_batches
 
 
 def parse_args() -> argparse.Namespace:
@@ -168,10 +168,8 @@ def main() -> None:
         if acc > state["best_accuracy"]:
             state.update(best_accuracy=acc, best_step=step)
             export(model, tokenizer, accelerator, args.run_dir / "best", {**record, "args": jsonable(args)})
-        if accelerator.is_main_process:
-            with open(log_path, "a") as log:
-                log.write(json.dumps(record) + "\n")
-            progress.write(f"step {step}: dev accuracy {acc:.4f} (best {state['best_accuracy']:.4f})")
+        message = f"step {step}: dev accuracy {acc:.4f} (best {state['best_accuracy']:.4f})"
+        log_record(accelerator, log_path, record, progress, message)
 
     model.train()
     progress = tqdm(total=total_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)

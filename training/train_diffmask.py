@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from empexp.classifier import load_classifier
 from empexp.data import read_lines, read_tsv
 from empexp.diffmask import METRICS, VARIANTS, DiffMaskModel, write_card
-from empexp.training import Checkpointer, jsonable, resumable_batches
+from empexp.training import Checkpointer, jsonable, log_record, resumable_batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -132,12 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         model.eval()
         record = {"step": step, **validate(model, classifier, dev_loader, accelerator)}
         model.train()
-        if accelerator.is_main_process:
-            with open(log_path, "a") as log:
-                log.write(json.dumps(record) + "\n")
-            kl = " ".join(f"{v:.3f}" for v in record["kl"])
-            kept = " ".join(f"{v:.2f}" for v in record["kept"])
-            progress.write(f"step {step}: KL per point {kl}; kept {kept}")
+        kl = " ".join(f"{v:.3f}" for v in record["kl"])
+        kept = " ".join(f"{v:.2f}" for v in record["kept"])
+        log_record(accelerator, log_path, record, progress, f"step {step}: KL per point {kl}; kept {kept}")
         return record
 
     model.train()

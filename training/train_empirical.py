@@ -31,7 +31,7 @@ from empexp import load_classifier
 from empexp.classifier import Classifier
 from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse, write_card
 from empexp.targets import collate_targets, load_targets
-from empexp.training import Checkpointer, jsonable, resumable_batches
+from empexp.training import Checkpointer, jsonable, log_record, resumable_batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -155,10 +155,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
         else:
             state["bad_evals"] += 1
-        if accelerator.is_main_process:
-            with open(log_path, "a") as log:
-                log.write(json.dumps(record) + "\n")
-            progress.write(f"step {step}: validation MSE {mse:.5f} (best {state['best_mse']:.5f})")
+        message = f"step {step}: validation MSE {mse:.5f} (best {state['best_mse']:.5f})"
+        log_record(accelerator, log_path, record, progress, message)
 
     model.train()
     progress = tqdm(total=total_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)
