@@ -1,17 +1,44 @@
-"""empexp's Gradio app on the embedded default classifier (or ``--model ID_OR_DIR``). Runs as a Space too."""
+"""empexp's Gradio app, also the entry point of its Space.
+
+What it shows, first found wins: ``--model`` / ``--explainer`` options; the ``EMPEXP_MODEL`` and
+``EMPEXP_EXPLAINERS`` (``empirical-ig=user/repo,diffmask-input=user/repo2``) environment variables, as
+a Space's variables; the Space's ``empexp_space.json`` written by ``empexp space push``; the embedded
+default. Values are Hub ids or local folders.
+"""
 
 import argparse
+import json
+import os
+from pathlib import Path
 
 from empexp.app import build_app, launch
 from empexp.classifier import load_classifier
 from empexp.explainers.empirical import add_explainer_option
+from empexp.publish import SPACE_CONFIG
+
+
+def configured(args: argparse.Namespace) -> tuple[str | None, dict[str, str] | None]:
+    """The classifier and explainers to show (``None``: the embedded default / its explainers)."""
+    if args.model or args.explainer:
+        return args.model, dict(args.explainer) if args.explainer else None
+    if os.environ.get("EMPEXP_MODEL") or os.environ.get("EMPEXP_EXPLAINERS"):
+        pairs = [item.partition("=") for item in os.environ.get("EMPEXP_EXPLAINERS", "").split(",") if item.strip()]
+        return os.environ.get("EMPEXP_MODEL") or None, {
+            name.strip(): source.strip() for name, _, source in pairs
+        } or None
+    space_config = Path(__file__).with_name(SPACE_CONFIG)
+    if space_config.is_file():
+        config = json.loads(space_config.read_text())
+        return config.get("model"), config.get("explainers") or None
+    return None, None
+
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="Hub id or local folder of a classifier (default: the embedded one)")
     add_explainer_option(parser, default="the embedded ones, for the embedded classifier")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args()
-    empirical = dict(args.explainer) if args.explainer else None
-    launch(build_app(load_classifier(args.model), empirical), server_name=args.host, server_port=args.port)
+    model, explainers = configured(args)
+    launch(build_app(load_classifier(model), explainers), server_name=args.host, server_port=args.port)

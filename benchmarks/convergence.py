@@ -18,9 +18,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from empexp import get_explainer, load_classifier
+from empexp.cards import write_card
 from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
 from empexp.data import read_lines, read_tsv, select_texts
-from empexp.empirical import write_card
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS, add_explainer_option
 from empexp.explanation import Explanation
 

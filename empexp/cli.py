@@ -1,4 +1,4 @@
-"""``empexp predict`` and ``empexp explain``: one JSON object per line, thin over the library."""
+"""``empexp predict`` and ``empexp explain`` (one JSON object per line), ``empexp push`` and ``empexp space push``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from empexp.cards import DEFAULT_DATASET
 from empexp.classifier import Classifier, Prediction, check_text, load_classifier
 from empexp.data import read_lines
 from empexp.errors import EmpexpError, InputError
 from empexp.explainers import get_explainer, list_explainers
 from empexp.explainers.attention import AGGREGATIONS
+from empexp.explainers.empirical import add_explainer_option
 from empexp.explanation import Explanation
 from empexp.exports import attviz
 
@@ -53,13 +55,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--aggregation", choices=AGGREGATIONS, help="attention: how heads are aggregated (mean)")
     explain.add_argument("--attviz", help="attention: also write the explanations in AttViz's JSON input format here")
+
+    push = commands.add_parser("push", help="publish a classifier, empirical explainer or DiffMask probes on the Hub")
+    push.add_argument("artefact_dir", metavar="ARTEFACT_DIR", help="a folder a training script exported")
+    push.add_argument("repo_id", metavar="REPO_ID", help="Hub repo to create or update, e.g. user/empexp-sst2")
+    add_push_options(push)
+
+    space = commands.add_parser("space", help="the app as a Hugging Face Space")
+    space_commands = space.add_subparsers(dest="space_command", required=True)
+    space_push = space_commands.add_parser("push", help="upload the app, the library and its configuration")
+    space_push.add_argument("repo_id", metavar="REPO_ID", help="Space repo to create or update, e.g. user/empexp")
+    space_push.add_argument("--private", action="store_true", help="create the Space private")
+    space_push.add_argument("--model", help="Hub id of the classifier the Space shows (default: the embedded one)")
+    add_explainer_option(space_push, default="the embedded ones, with the embedded classifier")
+    space_push.add_argument(
+        "--no-weights", action="store_true", help="leave the embedded default out (it then needs --model)"
+    )
     return parser
+
+
+def add_push_options(parser: argparse.ArgumentParser) -> None:
+    """``--private`` and, for explainers and probes, the published classifier they belong to."""
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument(
+        "--classifier",
+        help="explainers and probes: Hub id of the published classifier they were trained for "
+        "(checked, then recorded with its commit in config.json)",
+    )
+    parser.add_argument("--classifier-revision", help="revision of --classifier (default: its newest commit)")
+    parser.add_argument(
+        "--dataset", default=DEFAULT_DATASET, help=f"Hub id of the training data (default: {DEFAULT_DATASET})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in ("push", "space"):
+            print(_publish(args).commit_url, flush=True)
+            return 0
         texts = _texts(args, parser)
         classifier = load_classifier(args.model, revision=args.revision, device=args.device)
         for result in _run(args, classifier, texts):
@@ -73,6 +108,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"empexp: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _publish(args: argparse.Namespace):
+    from empexp.publish import push_artefact, push_space
+
+    if args.command == "push":
+        return push_artefact(
+            args.artefact_dir,
+            args.repo_id,
+            private=args.private,
+            classifier=args.classifier,
+            classifier_revision=args.classifier_revision,
+            dataset=args.dataset,
+        )
+    return push_space(
+        args.repo_id,
+        model=args.model,
+        explainers=dict(args.explainer or []),
+        weights=not args.no_weights,
+        private=args.private,
+    )
 
 
 def _texts(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:

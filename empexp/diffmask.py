@@ -21,7 +21,6 @@ Lookahead wrapper.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -269,56 +268,3 @@ def load_diffmask(name_or_path: str | Path, classifier: Classifier, *, revision:
 def point_names(points: int) -> list[str]:
     """Readable names of the hook points: ``embeddings``, ``layer 1 input``, ..., ``output``."""
     return ["word embeddings"] + [f"layer {i} input" for i in range(1, points - 1)] + ["last layer output"]
-
-
-def write_card(folder: str | Path) -> Path:
-    """Write ``README.md`` (Hub model card) for saved probes from ``config.json`` and ``diffmask_metrics.json``."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    metrics_path = folder / METRICS
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-    classifier = config["explains"]["name_or_path"]
-    variant = config["variant"]
-    lines = [
-        f"# diffmask-{variant}: DiffMask probes for `{classifier}`",
-        "",
-        "Per-layer probes that predict which tokens the classifier can do without, as in *How do decisions "
-        "emerge across layers in neural models?* (De Cao et al., 2020): Hard Concrete gates replace a token "
-        "by a learned baseline, trained to drop as much as possible while KL(original || masked) stays "
-        f"within {config['margin']}.",
-        "",
-        f"- Variant: `{variant}` ("
-        + (
-            "probe l reads the embeddings and layer l's input; the gates of probes 0..l mask the input embeddings"
-            if variant == "input"
-            else "probe l reads the state at hook point l and masks it"
-        )
-        + ").",
-        f"- Probes: `{classifier}` only (checked when loaded: vocabulary, architecture, probe logits).",
-        "",
-        "## Measured",
-        "",
-    ]
-    if metrics:
-        lines += [
-            f"Validation, {metrics['texts']} texts, deterministic gates, step {metrics['step']}:",
-            "",
-            "| hook point | KL | agreement | fraction kept |",
-            "|---|---:|---:|---:|",
-        ]
-        names = point_names(len(metrics["kl"]))
-        lines += [
-            f"| {name} | {kl:.4f} | {agreement:.3f} | {kept:.3f} |"
-            for name, kl, agreement, kept in zip(names, metrics["kl"], metrics["agreement"], metrics["kept"])
-        ]
-    else:
-        lines.append("Nothing measured yet.")
-    card_data = ModelCardData(
-        library_name="empexp", license="apache-2.0", tags=["empexp", "diffmask", "explainability"]
-    )
-    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
-    path = folder / "README.md"
-    card.save(path)
-    return path

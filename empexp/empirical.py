@@ -17,7 +17,6 @@ classifier takes a few MB; the rest is the classifier it was trained for, checke
 from __future__ import annotations
 
 import copy
-import json
 import weakref
 from pathlib import Path
 from typing import ClassVar
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 
 from empexp.artefact import AddedWeights, check_identity, load_artefact
-from empexp.classifier import DEFAULT_NAME, Classifier, pad_baseline
+from empexp.classifier import Classifier, pad_baseline
 
 TRAINING_METRICS = "training_metrics.json"
 METHOD_LONG = {"ig": "Integrated Gradients", "sv": "Shapley Value Sampling"}
@@ -202,84 +201,3 @@ def token_mse(scores: torch.Tensor, targets: torch.Tensor, special_tokens_mask: 
     """Per-instance mean squared error over real tokens (special and pad positions left out), shape ``(batch,)``."""
     real = (~special_tokens_mask).float()
     return ((scores - targets) ** 2 * real).sum(-1) / real.sum(-1).clamp(min=1.0)
-
-
-def write_card(folder: str | Path) -> Path:
-    """Write ``README.md`` (Hub model card) for a saved explainer from its config and measured metrics.
-
-    Reads ``config.json``, and where present ``training_metrics.json`` (training script) and
-    ``convergence.json`` (``benchmarks/convergence.py --record``); reports only what they hold.
-    """
-    from huggingface_hub import ModelCard, ModelCardData
-
-    from empexp.convergence import load_curve
-
-    folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    training = json.loads((folder / TRAINING_METRICS).read_text()) if (folder / TRAINING_METRICS).is_file() else None
-    curve = load_curve(folder)
-    method = config["imitates"]["method"]
-    name = f"empirical-{method}" + ("" if config.get("adapter") else "-head")
-    classifier = config["explains"]["name_or_path"]
-    lines = [
-        f"# {name}: an empirical explainer for `{classifier}`",
-        "",
-        f"Predicts the token scores that {METHOD_LONG[method]} with {config['imitates']['samples']} samples gives "
-        "the predicted class, in one pass, as in *Efficient Explanations from Empirical Explainers* "
-        "(Schwarzenberg et al., 2021), with a per-token head instead of a head over the flattened sequence.",
-        "",
-        "- Variant: "
-        + (
-            f"a LoRA-adapted copy (r = {config['adapter']['r']}) of the classifier's encoder plus a per-token head: "
-            "one extra encoder pass per explanation."
-            if config.get("adapter")
-            else "a per-token head on the hidden states of the classifier's own prediction pass: no extra pass."
-        ),
-        f"- Explains: `{classifier}` only (checked when loaded: vocabulary, architecture, probe logits).",
-        f"- Imitates: `{json.dumps(config['imitates'])}`.",
-        "",
-        "```python",
-        "from empexp import get_explainer, load_classifier",
-        "",
-        "classifier = load_classifier()  # the embedded default"
-        if classifier == DEFAULT_NAME
-        else f'classifier = load_classifier("{classifier}")',
-        f'explainer = get_explainer("{name}", classifier, explainer="THIS_REPO_ID_OR_FOLDER")',
-        'print(explainer.explain("A gorgeous, witty, seductive movie.")[0].scores)',
-        "```",
-        "",
-        "## Measured",
-        "",
-    ]
-    if training:
-        lines.append(
-            f"- Validation MSE {training['val_mse']:.5f} on held-out targets "
-            f"({training['targets']} targets in all; step {training['step']})."
-        )
-    if curve:
-        point = curve.empirical.get(name)
-        if point:
-            s_star = point["crossover"]
-            closer = (
-                f"{method.upper()} with up to {s_star - 1} samples is further away"
-                if s_star > 1
-                else f"{method.upper()} with a single sample is already closer"
-            )
-            lines.append(
-                f"- On {curve.texts} held-out texts: MSE {point['mse']:.5f} against {method.upper()} with "
-                f"{curve.max_samples} samples; crossover s* = {s_star} ({closer}); "
-                f"{1000 * point['seconds']:.1f} ms per text."
-            )
-        lines.append("")
-        lines.append(f"| s | {method.upper()} s vs s = {curve.max_samples} (MSE) |")
-        lines.append("|---:|---:|")
-        lines += [f"| {s} | {curve.mse[s]:.5f} |" for s in sorted(curve.mse)]
-    if not training and not curve:
-        lines.append("Nothing measured yet.")
-    card_data = ModelCardData(
-        library_name="empexp", license="apache-2.0", tags=["empexp", "empirical-explainer", "explainability"]
-    )
-    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
-    path = folder / "README.md"
-    card.save(path)
-    return path

@@ -18,3 +18,7 @@ class UnknownExplainerError(EmpexpError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class PublishError(EmpexpError, OSError):
+    """Publishing on the Hub failed: not logged in, no write access, refused metadata, unreachable Hub."""

@@ -1,7 +1,9 @@
-"""Loop pieces shared by the training scripts: atomic checkpoints, and batches that resume after a kill."""
+"""Loop pieces shared by the training scripts: atomic checkpoints, batches that resume after a kill, and
+publishing the result."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from argparse import Namespace
@@ -96,3 +98,18 @@ def log_record(accelerator: Accelerator, path: Path, record: dict[str, Any], pro
         with open(path, "a") as log:
             log.write(json.dumps(record) + "\n")
         progress.write(message)
+
+
+def add_hub_options(parser: argparse.ArgumentParser) -> None:
+    """``--push-to-hub REPO_ID`` and ``--hub-private``: publish the exported artefact when training ends."""
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="publish the exported result to this Hub repo")
+    parser.add_argument("--hub-private", action="store_true", help="create the --push-to-hub repo private")
+
+
+def push_if_asked(accelerator: Accelerator, args: Namespace) -> None:
+    """Publish ``args.output_dir`` (with its model card) where ``--push-to-hub`` says, from the main process."""
+    if args.push_to_hub and accelerator.is_main_process:
+        from empexp.publish import push_artefact
+
+        commit = push_artefact(args.output_dir, args.push_to_hub, private=args.hub_private)
+        accelerator.print(f"pushed to {commit.commit_url}")

@@ -33,9 +33,10 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from empexp.cards import write_card
 from empexp.data import read_tsv
 from empexp.hub import pip_shipped_path
-from empexp.training import Checkpointer, jsonable, log_record, resumable_batches
+from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--max-train", type=int, help="use only the first N training examples")
     parser.add_argument("--seed", type=int, default=0)
+    add_hub_options(parser)
     return parser.parse_args()
 
 
@@ -197,8 +199,10 @@ def main() -> None:
 
     if accelerator.is_main_process:
         shutil.copytree(args.run_dir / "best", args.output_dir, dirs_exist_ok=True)
+        write_card(args.output_dir)
         accelerator.print(f"best dev accuracy {state['best_accuracy']:.4f} at step {state['best_step']}")
         accelerator.print(f"exported to {args.output_dir}")
+    push_if_asked(accelerator, args)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
         --dev ../shared/data/sst2/dev.tsv --variant input --output-dir empexp/default/diffmask-input
 
 The classifier is frozen; the probes learn to close as many gates as the KL margin allows (see
-``empexp.diffmask``). Each step samples one hook point. Optimisers: RMSprop (centred), as in the paper,
-for probes and baselines; RMSprop with ``maximize=True`` for the Lagrange multipliers, clipped to
-``[0, 200]``. Validation (deterministic gates) logs per point the KL, the agreement of masked and
+``empexp.diffmask``). Each step samples one hook point. Optimisers as in the paper's code: RMSprop
+(centred) for probes and baselines, its learning rate warmed up linearly over ``--warmup`` of the
+steps; RMSprop with ``maximize=True`` for the Lagrange multipliers, clipped to ``[0, 200]``.
+Validation (deterministic gates) logs per point the KL, the agreement of masked and
 original predictions and the fraction of tokens kept. Checkpoints every ``--checkpoint-every`` steps
 under ``--run-dir`` and resumes from the newest one when rerun; the final probes are exported with
 ``diffmask_metrics.json`` and a model card.
@@ -24,11 +25,13 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
+from transformers import get_constant_schedule_with_warmup
 
+from empexp.cards import write_card
 from empexp.classifier import load_classifier
 from empexp.data import read_lines, read_tsv
-from empexp.diffmask import METRICS, VARIANTS, DiffMaskModel, write_card
-from empexp.training import Checkpointer, jsonable, log_record, resumable_batches
+from empexp.diffmask import METRICS, VARIANTS, DiffMaskModel
+from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,12 +51,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baseline-lr", type=float, default=1e-4, help="baselines (slower: a fast one learns to encode a class)"
     )
     parser.add_argument("--multiplier-lr", type=float, default=0.3, help="Lagrange multipliers (gradient ascent)")
+    parser.add_argument(
+        "--warmup", type=float, default=0.2, help="fraction of steps with linear warm-up of the probes' learning rate"
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--max-train", type=int, help="use only the first N training texts")
     parser.add_argument("--max-dev", type=int, default=1000, help="validate on at most N texts")
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    add_hub_options(parser)
     return parser.parse_args(argv)
 
 
@@ -113,9 +120,12 @@ def main(argv: list[str] | None = None) -> None:
         {"params": list(model.baselines.parameters()), "lr": args.baseline_lr},
     ]
     optimizer = torch.optim.RMSprop(groups, centered=True)
-    ascent = torch.optim.RMSprop([model.multipliers], lr=args.multiplier_lr, centered=True, maximize=True)
-    model, optimizer, ascent, train_loader, dev_loader = accelerator.prepare(
-        model, optimizer, ascent, train_loader, dev_loader
+    # Without warm-up RMSprop's first steps (its running average still near zero) shut every gate
+    # within a few steps, where the gradients vanish and the KL can no longer reopen them.
+    scheduler = get_constant_schedule_with_warmup(optimizer, int(args.warmup * args.steps))
+    ascent = torch.optim.RMSprop([model.multipliers], lr=args.multiplier_lr, maximize=True)
+    model, optimizer, ascent, train_loader, dev_loader, scheduler = accelerator.prepare(
+        model, optimizer, ascent, train_loader, dev_loader, scheduler
     )
     steps_per_epoch = len(train_loader)
     probed = accelerator.unwrap_model(model)
@@ -148,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         loss, parts = model(classifier, batch, point)
         accelerator.backward(loss)
         optimizer.step()
+        scheduler.step()
         ascent.step()
         optimizer.zero_grad()
         ascent.zero_grad()
@@ -170,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         (args.output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         write_card(args.output_dir)
         accelerator.print(f"exported to {args.output_dir}")
+    push_if_asked(accelerator, args)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from empexp import load_classifier
+from empexp.cards import write_card
 from empexp.classifier import Classifier
-from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse, write_card
+from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse
 from empexp.targets import collate_targets, load_targets
-from empexp.training import Checkpointer, jsonable, log_record, resumable_batches
+from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=3, help="validations without improvement before stopping")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    add_hub_options(parser)
     return parser.parse_args(argv)
 
 
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         write_card(args.output_dir)
         accelerator.print(f"best validation MSE {state['best_mse']:.5f} at step {state['best_step']}")
         accelerator.print(f"exported to {args.output_dir}")
+    push_if_asked(accelerator, args)
 
 
 if __name__ == "__main__":

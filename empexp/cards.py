@@ -1,0 +1,243 @@
+"""Model cards (the Hub's ``README.md``) for what the training scripts export, from ``model_cards/`` templates.
+
+Every number in a card comes from the files the training and evaluation runs wrote next to the
+weights (``training_metrics.json``, ``convergence.json``, ``diffmask_metrics.json``), and the command
+that trained it is rebuilt from the arguments those files record. Metadata (``library_name``,
+``base_model``, ``datasets``, ``tags``, ``license``, ``model-index``) goes through
+``huggingface_hub.ModelCardData``, so a card that loads back with ``ModelCard.load`` parses as the Hub does.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from empexp.convergence import load_curve
+from empexp.diffmask import METRICS as DIFFMASK_METRICS
+from empexp.diffmask import point_names
+from empexp.empirical import METHOD_LONG, TRAINING_METRICS
+from empexp.errors import ModelLoadError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "model_cards"
+KINDS = ("classifier", "empirical-explainer", "diffmask")
+TRAINING_SCRIPTS = {
+    "classifier": "training/train_classifier.py",
+    "empirical-explainer": "training/train_empirical.py",
+    "diffmask": "training/train_diffmask.py",
+}
+DEFAULT_DATASET = "stanfordnlp/sst2"
+"""The data the project's scripts train on (GLUE SST-2); ``write_card(dataset=...)`` names another."""
+DATASET_NAMES = {"stanfordnlp/sst2": "SST-2"}
+LICENSE = "apache-2.0"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def artefact_kind(folder: str | Path) -> str:
+    """Which of :data:`KINDS` a folder in Hub layout holds, from its config files.
+
+    Raises:
+        ModelLoadError: no ``config.json``, or one that none of empexp's artefacts writes.
+    """
+    folder = Path(folder)
+    config = read_json(folder / "config.json")
+    if config is None:
+        raise ModelLoadError(f"{folder}: no config.json, so not a classifier, explainer or probes in Hub layout")
+    if (folder / "adapter_config.json").is_file() or "architectures" in config:
+        return "classifier"
+    if "imitates" in config:
+        return "empirical-explainer"
+    if "variant" in config and "margin" in config:
+        return "diffmask"
+    raise ModelLoadError(f"{folder}: config.json is not that of an empexp classifier, explainer or probes")
+
+
+def command_line(script: str, args: dict[str, Any]) -> str:
+    """The ``accelerate launch`` command that reproduces a run, from the arguments its metrics record."""
+    words = ["accelerate", "launch", script]
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def hub_id(name: str | None) -> str | None:
+    """``name`` if it is a Hub repo id (not a local path or the embedded default), else ``None``."""
+    if not name or Path(name).exists():
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return None
+    return name if name.count("/") == 1 else None
+
+
+def write_card(
+    folder: str | Path,
+    *,
+    repo_id: str | None = None,
+    dataset: str = DEFAULT_DATASET,
+    classifier: str | None = None,
+) -> Path:
+    """Render ``folder``'s model card from its template and measured metrics into ``folder/README.md``.
+
+    ``repo_id`` is where it is (to be) published, ``classifier`` the Hub id of the classifier an
+    explainer or probes were trained for, when it is published (else the name their config holds).
+    """
+    folder = Path(folder)
+    kind = artefact_kind(folder)
+    config = read_json(folder / "config.json")
+    context, results, extra = _CONTEXTS[kind](folder, config, dataset, classifier)
+    model_name = repo_id or folder.name
+    base_model = context.get("base_model")
+    data = ModelCardData(
+        library_name="empexp",
+        license=LICENSE,
+        base_model=hub_id(base_model),
+        datasets=[dataset],
+        tags=["empexp", "explainability", *extra["tags"]],
+        pipeline_tag=extra.get("pipeline_tag"),
+        model_name=model_name,
+        eval_results=results or None,
+    )
+    card = ModelCard.from_template(
+        data,
+        template_path=str(TEMPLATES / f"{kind}.md"),
+        repo_id=repo_id or str(folder),
+        dataset_name=DATASET_NAMES.get(dataset, dataset),
+        **context,
+    )
+    path = folder / "README.md"
+    card.save(path)
+    return path
+
+
+def _result(dataset: str, task: str, metric: str, value: float, name: str) -> EvalResult:
+    return EvalResult(
+        task_type=task,
+        dataset_type=dataset,
+        dataset_name=DATASET_NAMES.get(dataset, dataset),
+        dataset_split="validation",
+        metric_type=metric,
+        metric_value=value,
+        metric_name=name,
+    )
+
+
+def _classifier_context(folder: Path, config: dict, dataset: str, _classifier: str | None):
+    adapter = read_json(folder / "adapter_config.json")
+    training = read_json(folder / TRAINING_METRICS) or {}
+    args = training.get("args", {})
+    labels = [config["id2label"][key] for key in sorted(config.get("id2label", {}), key=int)]
+    accuracy = training.get("dev_accuracy")
+    results = [_result(dataset, "text-classification", "accuracy", accuracy, "accuracy")] if accuracy else []
+    context = {
+        "title": f"{folder.name}: a {'/'.join(labels)} text classifier",
+        "labels": labels,
+        "adapter": {"r": adapter.get("r")} if adapter else None,
+        "base_model": adapter["base_model_name_or_path"] if adapter else args.get("base"),
+        "model_type": config.get("model_type"),
+        "accuracy": accuracy,
+        "step": training.get("step"),
+        "max_length": args.get("max_length", config.get("max_position_embeddings")),
+        "command": command_line(TRAINING_SCRIPTS["classifier"], args) if args else "(not recorded)",
+    }
+    return context, results, {"tags": ["text-classification"], "pipeline_tag": "text-classification"}
+
+
+def _explained(config: dict, classifier: str | None) -> dict[str, Any]:
+    explains = config["explains"]
+    name = classifier or explains["name_or_path"]
+    return {
+        "classifier": name,
+        "classifier_revision": explains.get("revision"),
+        "base_model": hub_id(name),
+        "load_argument": f'"{name}"' if hub_id(name) else "",
+    }
+
+
+def _empirical_context(folder: Path, config: dict, dataset: str, classifier: str | None):
+    training = read_json(folder / TRAINING_METRICS) or {}
+    curve = load_curve(folder)
+    method = config["imitates"]["method"]
+    name = f"empirical-{method}" + ("" if config.get("adapter") else "-head")
+    point = curve.empirical.get(name) if curve else None
+    results = []
+    if point:
+        task = "token-attribution"
+        results = [
+            _result(dataset, task, "mse", point["mse"], f"MSE vs {method.upper()} s={curve.max_samples}"),
+            _result(dataset, task, "crossover", point["crossover"], f"crossover s* vs {method.upper()}"),
+        ]
+    context = {
+        "title": f"{name}: an empirical explainer",
+        "name": name,
+        "method": method,
+        "method_long": METHOD_LONG[method],
+        "samples": config["imitates"]["samples"],
+        "imitates": json.dumps(config["imitates"]),
+        "adapter": config.get("adapter"),
+        "val_mse": training.get("val_mse"),
+        "targets": training.get("targets"),
+        "step": training.get("step"),
+        "curve": curve if point else None,
+        "curve_rows": sorted(curve.mse.items()) if point else [],
+        "mse": point and point["mse"],
+        "crossover": point and point["crossover"],
+        "seconds": point and point["seconds"],
+        "command": command_line(TRAINING_SCRIPTS["empirical-explainer"], training["args"])
+        if "args" in training
+        else "(not recorded)",
+        **_explained(config, classifier),
+    }
+    return context, results, {"tags": ["empirical-explainer", f"empirical-{method}"]}
+
+
+def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str | None):
+    metrics = read_json(folder / DIFFMASK_METRICS)
+    rows, results = [], []
+    if metrics:
+        names = point_names(len(metrics["kl"]))
+        rows = list(zip(names, metrics["kl"], metrics["agreement"], metrics["kept"]))
+        for name, kl, agreement, kept in rows:
+            results += [
+                _result(dataset, "token-attribution", "kl_divergence", kl, f"KL ({name})"),
+                _result(dataset, "token-attribution", "agreement", agreement, f"agreement ({name})"),
+                _result(dataset, "token-attribution", "fraction_kept", kept, f"fraction kept ({name})"),
+            ]
+    variant = config["variant"]
+    context = {
+        "title": f"diffmask-{variant}: DiffMask probes",
+        "variant": variant,
+        "margin": config["margin"],
+        "rows": rows,
+        "texts": metrics and metrics["texts"],
+        "step": metrics and metrics["step"],
+        "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])
+        if metrics and "args" in metrics
+        else "(not recorded)",
+        **_explained(config, classifier),
+    }
+    return context, results, {"tags": ["diffmask", f"diffmask-{variant}"]}
+
+
+_CONTEXTS = {
+    "classifier": _classifier_context,
+    "empirical-explainer": _empirical_context,
+    "diffmask": _diffmask_context,
+}

@@ -1,0 +1,136 @@
+"""Publish trained artefacts and the app (as a Gradio Space) on the Hugging Face Hub.
+
+One way for every artefact: :func:`push_artefact` (``empexp push DIR REPO_ID`` and the training
+scripts' ``--push-to-hub``) stages the folder, writes its model card from the measured metrics, and
+uploads it with ``HfApi.upload_folder`` (safetensors and JSON only). :func:`push_space` uploads the
+app, the library and, where asked, the embedded default, with the Space's configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from huggingface_hub import CommitInfo, HfApi, SpaceCard
+from huggingface_hub.errors import HfHubHTTPError
+
+from empexp.artefact import check_identity
+from empexp.cards import DEFAULT_DATASET, artefact_kind, write_card
+from empexp.classifier import load_classifier
+from empexp.errors import EmpexpError, ModelLoadError, PublishError
+
+ROOT = Path(__file__).resolve().parent.parent
+# Weights travel as safetensors only: pickle-based files and training leftovers are never uploaded.
+UPLOADED = ["*.json", "*.safetensors", "README.md", "*.txt", "*.model"]
+SPACE_FILES = ["app.py", "requirements.txt"]
+SPACE_CONFIG = "empexp_space.json"
+"""In a Space: the Hub ids of the classifier (``model``) and explainers (``explainers``) it shows."""
+
+
+def push_artefact(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    classifier: str | None = None,
+    classifier_revision: str | None = None,
+    dataset: str = DEFAULT_DATASET,
+    token: str | None = None,
+) -> CommitInfo:
+    """Upload a classifier, empirical explainer or DiffMask probes folder to ``repo_id`` with its model card.
+
+    For an explainer or probes, ``classifier`` names the published classifier they belong to: it is
+    loaded (at ``classifier_revision``, default its newest commit), checked to be the one they were
+    trained for, and recorded in the uploaded ``config.json`` by repo id and commit sha.
+
+    Raises:
+        ModelLoadError: not an empexp artefact, or ``classifier`` is not the one it was trained for.
+        PublishError: the Hub refused the upload or could not be reached.
+    """
+    folder = Path(folder)
+    kind = artefact_kind(folder)
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory() as staging:
+        staged = Path(staging) / folder.name
+        shutil.copytree(folder, staged, ignore=_not_uploaded)
+        if classifier and kind != "classifier":
+            with _hub_errors(classifier):
+                _name_classifier(staged, classifier, classifier_revision, api)
+        write_card(staged, repo_id=repo_id, dataset=dataset, classifier=classifier)
+        message = f"Upload {kind} with empexp"
+        with _hub_errors(repo_id):
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            return api.upload_folder(
+                repo_id=repo_id, folder_path=staged, commit_message=message, allow_patterns=UPLOADED
+            )
+
+
+@contextmanager
+def _hub_errors(repo_id: str) -> Iterator[None]:
+    """Hub refusals (no token or write access, invalid card metadata) and network failures, for users."""
+    try:
+        yield
+    except (HfHubHTTPError, ValueError, OSError) as error:
+        if isinstance(error, EmpexpError):
+            raise
+        raise PublishError(f"could not publish to {repo_id!r}: {error}") from error
+
+
+def _not_uploaded(directory: str, names: list[str]) -> set[str]:
+    return {name for name in names if (Path(directory) / name).is_dir() or name.endswith(".jsonl")}
+
+
+def _name_classifier(staged: Path, classifier: str, revision: str | None, api: HfApi) -> None:
+    sha = api.model_info(classifier, revision=revision).sha
+    loaded = load_classifier(classifier, revision=sha)
+    config_path = staged / "config.json"
+    config = json.loads(config_path.read_text())
+    check_identity(config["explains"], loaded)
+    config["explains"] = {**config["explains"], "name_or_path": classifier, "revision": sha}
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def push_space(
+    repo_id: str,
+    *,
+    model: str | None = None,
+    explainers: Mapping[str, str] | None = None,
+    weights: bool = True,
+    private: bool = False,
+    token: str | None = None,
+) -> CommitInfo:
+    """Upload the app as a Gradio Space: ``app.py``, the library, ``requirements.txt`` and the README.
+
+    ``model`` and ``explainers`` (registry id -> Hub id) are written to the Space's configuration
+    (:data:`SPACE_CONFIG`) and listed under ``models:`` in its card; ``weights`` also uploads the
+    embedded default (``empexp/default``), which the app uses when no ``model`` is configured.
+
+    Raises:
+        ModelLoadError: no ``model`` and no embedded weights, so the Space would have nothing to show.
+        PublishError: the Hub refused the upload or could not be reached.
+    """
+    if not weights and model is None:
+        raise ModelLoadError("a Space without the embedded weights needs a classifier's Hub id (model)")
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory() as staging:
+        staged = Path(staging)
+        for name in SPACE_FILES:
+            shutil.copy2(ROOT / name, staged / name)
+        leftovers = ["__pycache__", "*.jsonl"] + ([] if weights else ["default"])
+        shutil.copytree(ROOT / "empexp", staged / "empexp", ignore=shutil.ignore_patterns(*leftovers))
+        shutil.copytree(ROOT / "model_cards", staged / "model_cards")
+        card = SpaceCard.load(ROOT / "README.md")
+        if model:
+            space_config = {"model": model, "explainers": dict(explainers or {})}
+            (staged / SPACE_CONFIG).write_text(json.dumps(space_config, indent=2) + "\n")
+            card.data.models = [model, *space_config["explainers"].values()]
+        card.save(staged / "README.md")
+        with _hub_errors(repo_id):
+            api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+            return api.upload_folder(
+                repo_id=repo_id, repo_type="space", folder_path=staged, commit_message="Upload the empexp app"
+            )
