@@ -221,3 +221,27 @@ def test_space_is_uploaded_and_the_app_starts_from_its_snapshot(hub, published, 
     finally:
         app.terminate()
         app.wait(timeout=30)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("HF_TOKEN"), reason="no HF_TOKEN in the environment, so the real Hub round trip does not run"
+)
+def test_round_trip_on_the_real_hub(artefacts, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME")}
+    env["HF_HOME"] = str(tmp_path / "cache")
+    code = f"""
+import json, uuid
+from huggingface_hub import HfApi
+from empexp import load_classifier
+from empexp.publish import push_artefact
+api = HfApi()
+repo = api.whoami()["name"] + "/empexp-test-" + uuid.uuid4().hex[:8]
+try:
+    push_artefact({str(artefacts["classifier"])!r}, repo, private=True)
+    same = load_classifier(repo).predict([{TEXT!r}])[0].probabilities == (
+        load_classifier({str(artefacts["classifier"])!r}).predict([{TEXT!r}])[0].probabilities)
+    print(json.dumps({{"same": same}}))
+finally:
+    api.delete_repo(repo, missing_ok=True)
+"""
+    assert python(env, code)["same"]
