@@ -34,6 +34,8 @@ def check_identity(explains: dict, classifier: Classifier) -> None:
     """
     actual = classifier.identity()
     trained_for = explains.get("name_or_path", "another classifier")
+    if explains.get("revision"):
+        trained_for += f" (revision {explains['revision']})"
     for key in IDENTITY_CHECKED:
         if explains.get(key) != actual[key]:
             raise ModelLoadError(

@@ -18,6 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+from empexp.classifier import DEFAULT_NAME
 from empexp.convergence import load_curve
 from empexp.diffmask import METRICS as DIFFMASK_METRICS
 from empexp.diffmask import point_names
@@ -167,7 +168,7 @@ def _explained(config: dict, classifier: str | None) -> dict[str, Any]:
         "classifier": name,
         "classifier_revision": explains.get("revision"),
         "base_model": hub_id(name),
-        "load_argument": f'"{name}"' if hub_id(name) else "",
+        "load_argument": "" if name == DEFAULT_NAME else f'"{name}"',
     }
 
 
