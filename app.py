@@ -14,7 +14,7 @@ from pathlib import Path
 from empexp.app import build_app, launch
 from empexp.classifier import load_classifier
 from empexp.explainers.empirical import add_explainer_option
-from empexp.publish import SPACE_CONFIG
+from empexp.hub import SPACE_CONFIG
 
 
 def configured(args: argparse.Namespace) -> tuple[str | None, dict[str, str] | None]:

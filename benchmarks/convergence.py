@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from empexp import get_explainer, load_classifier
 from empexp.cards import write_card
 from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
-from empexp.data import read_lines, read_tsv, select_texts
+from empexp.data import read_texts, select_texts
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS, add_explainer_option
 from empexp.explanation import Explanation
 
@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
-    texts = read_tsv(args.data)[0] if args.data.suffix == ".tsv" else read_lines(args.data)
+    texts = read_texts(args.data)
     texts = select_texts(texts, limit=args.limit, seed=args.seed)
     pairs = args.explainer or [
         (name, str(DEFAULT_EXPLAINERS / name)) for name in (f"empirical-{args.method}", f"empirical-{args.method}-head")

@@ -105,11 +105,10 @@ def write_card(
     config = read_json(folder / "config.json")
     context, results, extra = _CONTEXTS[kind](folder, config, dataset, classifier)
     model_name = repo_id or folder.name
-    base_model = context.get("base_model")
     data = ModelCardData(
         library_name="empexp",
         license=LICENSE,
-        base_model=hub_id(base_model),
+        base_model=hub_id(context.get("base_model")),
         datasets=[dataset],
         tags=["empexp", "explainability", *extra["tags"]],
         pipeline_tag=extra.get("pipeline_tag"),
@@ -167,7 +166,7 @@ def _explained(config: dict, classifier: str | None) -> dict[str, Any]:
     return {
         "classifier": name,
         "classifier_revision": explains.get("revision"),
-        "base_model": hub_id(name),
+        "base_model": name,
         "load_argument": "" if name == DEFAULT_NAME else f'"{name}"',
     }
 

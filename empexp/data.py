@@ -32,6 +32,11 @@ def read_lines(path: str | Path) -> list[str]:
         return [line.rstrip("\n") for line in handle if line.strip()]
 
 
+def read_texts(path: str | Path) -> list[str]:
+    """The texts of a TSV with a header (GLUE layout, labels ignored) or of a plain file, one per line."""
+    return read_tsv(path)[0] if Path(path).suffix == ".tsv" else read_lines(path)
+
+
 def select_texts(texts: Sequence[str], *, limit: int | None = None, min_words: int = 1, seed: int = 0) -> list[str]:
     """Distinct texts of at least ``min_words`` words, shuffled with ``seed``, the first ``limit`` of them.
 

@@ -21,7 +21,7 @@ Lookahead wrapper.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -98,7 +98,6 @@ class DiffMaskModel(
     AddedWeights,
     library_name="empexp",
     tags=["empexp", "diffmask", "explainability", "text-classification"],
-    repo_url="https://github.com/empexp/empexp",
 ):
     """DiffMask probes for every hook point of one classifier.
 
@@ -249,6 +248,28 @@ class DiffMaskModel(
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What is saved: probes and baselines (the multipliers only matter during training)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("multipliers")}
+
+
+@torch.no_grad()
+def validation(
+    model: DiffMaskModel,
+    classifier: Classifier,
+    batches: Iterable[dict[str, torch.Tensor]],
+    gather: Callable[[torch.Tensor], torch.Tensor] = lambda values: values,
+) -> dict[str, list[float]]:
+    """Mean KL, agreement and fraction kept per hook point over ``batches`` (deterministic gates).
+
+    ``gather`` collects each batch's values from all processes (``accelerator.gather_for_metrics``).
+    """
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    for batch in batches:
+        results = model.evaluate(classifier, batch)
+        for key in ("kl", "agreement", "kept"):
+            values = gather(results[key])
+            sums[key] = sums.get(key, 0) + values.sum(0)
+        count += len(values)  # rows of this batch over all processes
+    return {key: [round(v, 6) for v in (total / count).tolist()] for key, total in sums.items()}
 
 
 def kl_divergence(original: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

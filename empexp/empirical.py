@@ -36,7 +36,6 @@ class EmpiricalModel(
     AddedWeights,
     library_name="empexp",
     tags=["empexp", "empirical-explainer", "explainability", "text-classification"],
-    repo_url="https://github.com/empexp/empexp",
 ):
     """Predicts the scores an expensive explainer gives the predicted class, for one classifier.
 

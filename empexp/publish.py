@@ -22,13 +22,12 @@ from empexp.artefact import check_identity
 from empexp.cards import DEFAULT_DATASET, artefact_kind, write_card
 from empexp.classifier import load_classifier
 from empexp.errors import EmpexpError, ModelLoadError, PublishError
+from empexp.hub import SPACE_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 # Weights travel as safetensors only: pickle-based files and training leftovers are never uploaded.
 UPLOADED = ["*.json", "*.safetensors", "README.md", "*.txt", "*.model"]
 SPACE_FILES = ["app.py", "requirements.txt"]
-SPACE_CONFIG = "empexp_space.json"
-"""In a Space: the Hub ids of the classifier (``model``) and explainers (``explainers``) it shows."""
 
 
 def push_artefact(

@@ -45,13 +45,18 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def commit_all(repo: Path, message: str) -> None:
+    """Commit everything in the work tree (even nothing) as the hub's own user."""
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=hub", "-c", "user.email=hub@localhost", "commit", "-q", "--allow-empty", "-m", message)
+
+
 class LocalHub:
     """Git repositories under ``root/mirrors`` behind olah (reads) and an upload front (writes)."""
 
     def __init__(self, root: Path):
         self.mirrors = root / "mirrors"
         self.mirrors.mkdir(parents=True, exist_ok=True)
-        self.root = root
         self.port = free_port()
         self.olah_port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -64,18 +69,7 @@ class LocalHub:
         if not (path / ".git").is_dir():
             path.mkdir(parents=True)
             git(path, "init", "-q", "-b", "main")
-            git(
-                path,
-                "-c",
-                "user.name=hub",
-                "-c",
-                "user.email=hub@localhost",
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                "init",
-            )
+            commit_all(path, "init")
         return path
 
     def resolve(self, repo_type: str, repo_id: str, revision: str) -> str:
@@ -108,25 +102,11 @@ class LocalHub:
                 )
                 target.write_text(pointer)
             elif line["key"] in ("deletedFile", "deletedFolder"):
-                subprocess.run(
-                    ["git", "-C", str(path), "rm", "-r", "-q", "--ignore-unmatch", value["path"]], check=True
-                )
-        git(path, "add", "-A")
+                git(path, "rm", "-r", "-q", "--ignore-unmatch", value["path"])
         message = header.get("summary", "upload") + (
             "\n\n" + header["description"] if header.get("description") else ""
         )
-        git(
-            path,
-            "-c",
-            "user.name=hub",
-            "-c",
-            "user.email=hub@localhost",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            message,
-        )
+        commit_all(path, message)
         return git(path, "rev-parse", "HEAD")
 
     def app(self) -> FastAPI:

@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from empexp import Classifier, Explainer, get_explainer, load_classifier
-from empexp.data import read_lines, read_tsv, select_texts
+from empexp.data import read_texts, select_texts
 from empexp.errors import InputError
 from empexp.targets import chunk_path, chunks_for, explain_chunk, finalize, pending_chunks, write_chunk
 
@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     accelerator = Accelerator()
-    texts = read_tsv(args.data)[0] if args.data.suffix == ".tsv" else read_lines(args.data)
+    texts = read_texts(args.data)
     texts = select_texts(texts, limit=args.limit, min_words=args.min_words, seed=args.seed)
     classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
     explainer = make_explainer(classifier, args, chunk=0)
