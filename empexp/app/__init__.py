@@ -6,7 +6,12 @@
 from __future__ import annotations
 
 import html
+import json
 import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
 # Read when gradio is imported: no analytics calls from a local, offline app.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -18,6 +23,7 @@ from empexp.app.views import (
     agreement_line,
     attention_series,
     cost,
+    faithfulness_line,
     head_highlights,
     highlights,
     keep_heatmap,
@@ -31,6 +37,8 @@ from empexp.explainers import Explainer, explain_together, get_explainer
 from empexp.explainers.attention import AGGREGATIONS
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.explanation import Explanation
+from empexp.exports import attviz
+from empexp.faithfulness import aopc
 
 EMPIRICAL = {"empirical-ig": "ig", "empirical-ig-head": "ig", "empirical-sv": "sv", "empirical-sv-head": "sv"}
 """Empirical explainer ids the app shows, and the expensive method each imitates."""
@@ -40,7 +48,13 @@ EXAMPLES = [
     "A gorgeous, witty, seductive movie.",
     "The plot is nothing but boilerplate clichés from start to finish.",
     "Not bad at all, though the ending drags.",
+    "This is not a film I would call good, funny or even watchable.",
+    "It starts slowly, with a long stretch of exposition about the family's history and a cast that seems unsure "
+    "of its accents, but somewhere in the second hour the film finds its rhythm: the performances loosen, the jokes "
+    "land, and by the final scene, a quiet dinner that says more than any speech could, I was moved in a way I had "
+    "not expected from such an uneven beginning.",
 ]
+"""Positive, negative, negated with a positive word, negated throughout, long and mixed."""
 LEGEND = (
     "Red tokens push towards the predicted label, purple ones against it; colour strength is each "
     "score divided by the largest magnitude in that explanation (once IG and SV have run, by the largest "
@@ -54,6 +68,33 @@ ATTENTION_HELP = (
     "Self-attention (AttViz): how much each token attends to itself, per head; the heatmap aggregates all heads "
     "of all layers, the plot shows every aggregation over the tokens."
 )
+VIEW_HELP = {
+    "ig": "Integrated Gradients: gradients along the path from the pad baseline to the text, summed per token.",
+    "sv": "Shapley Value Sampling: each token's average effect when added to random subsets of the others.",
+    "empirical-ig": "A copy of the encoder trained to predict Integrated Gradients' scores in one pass.",
+    "empirical-sv": "A copy of the encoder trained to predict Shapley Value Sampling's scores in one pass.",
+    "empirical-ig-head": "A small head on the prediction pass's hidden states, trained to predict IG: no extra pass.",
+    "empirical-sv-head": "A small head on the prediction pass's hidden states, trained to predict SV: no extra pass.",
+}
+"""What each attribution view is, in one line shown next to it."""
+FAITHFULNESS_HELP = (
+    "Under each view, once it has been scored: AOPC comprehensiveness (how much the predicted class's probability "
+    "drops when the view's top 10%, 20%, ..., 100% tokens are replaced by the pad token; higher means the view "
+    "found what the model relies on) and sufficiency (the drop when only those tokens are kept; lower is better)."
+)
+CSS = """
+.empexp-heatmap { overflow-x: auto; }
+.empexp-heatmap table { border-collapse: collapse; font-size: 12px; }
+.empexp-heatmap caption { caption-side: top; text-align: left; padding-bottom: 4px; }
+.empexp-heatmap th { font-weight: normal; padding: 2px 4px; }
+.empexp-heatmap th.token { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }
+.empexp-heatmap th.row { text-align: right; white-space: nowrap; }
+.empexp-heatmap td { min-width: 2.4em; text-align: center; border: 1px solid var(--block-background-fill); }
+.empexp-heatmap .legend { display: flex; gap: 8px; align-items: center; font-size: 12px; margin-top: 6px; }
+.empexp-heatmap .bar { display: inline-block; width: 160px; height: 10px; border-radius: 2px; }
+"""
+DOWNLOAD_LIFETIME = 3600
+"""Seconds a download file is kept on the server."""
 CURVE_HELP = (
     "MSE (log scale) of IG or SV with s samples against the same method with 20, on held-out SST-2 dev "
     "sentences; the horizontal lines are the empirical explainers. s* is the number of samples the "
@@ -108,8 +149,10 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
     ``empirical`` maps empirical explainer ids to Hub ids or folders (default: the embedded ones, for
     the embedded classifier; DiffMask probes too, under ``diffmask-input`` / ``diffmask-hidden``).
     Named endpoints: ``predict(text)``, ``explain_empirical(text)`` and ``explain_internals(text,
-    variant="input", aggregation="mean")`` (one pass each, shown at once) and ``explain(text,
-    ig_samples=20, sv_samples=20, seed=0)`` (the expensive methods, behind a button).
+    variant="input", aggregation="mean")`` (one pass each, shown at once), ``explain_fast(text,
+    variant="input", aggregation="mean", faithfulness=False)`` (all of those in one call, as
+    explanations in the shared JSON form) and ``explain(text, ig_samples=20, sv_samples=20, seed=0)``
+    (the expensive methods, behind a button, in a queue of their own so they never hold up the rest).
     """
     classifier = classifier or load_classifier()
     loaded, problems = load_empirical_explainers(classifier, empirical)
@@ -135,10 +178,12 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
         views = [part for e in results for part in (highlights(e), cost(e))]
         return probabilities, truncation_notice(classifier, truncated), *views, [e.to_dict() for e in results]
 
-    def explain(text: str, ig_samples: int = 20, sv_samples: int = 20, seed: int = 0):
+    def explain(text: str, ig_samples: int = 20, sv_samples: int = 20, seed: int = 0, progress=gr.Progress()):  # noqa: B008 (how Gradio injects it)
         """Prediction plus Integrated Gradients and Shapley Value Sampling heatmaps for ``text``."""
         try:
+            progress(0.0, desc=f"Integrated Gradients, {int(ig_samples)} steps")
             ig = get_explainer("ig", classifier, samples=int(ig_samples)).explain(text)[0]
+            progress(0.3, desc=f"Shapley Value Sampling, {int(sv_samples)} permutations")
             sv = get_explainer("sv", classifier, samples=int(sv_samples), seed=int(seed)).explain(text)[0]
         except EmpexpError as error:
             raise gr.Error(str(error)) from error
@@ -153,19 +198,26 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             [ig.to_dict(), sv.to_dict()],
         )
 
+    def internals(text: str, variant: str, aggregation: str, others: list[Explainer] = ()) -> list[Explanation]:
+        """Attention (by ``aggregation``), the ``variant``'s DiffMask probes when loaded, and ``others``, from
+        one shared prediction pass."""
+        if aggregation not in attention:
+            raise gr.Error(f"unknown aggregation {aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
+        name = f"diffmask-{variant}"
+        try:
+            return explain_together(
+                [attention[aggregation], *([probes[name]] if name in probes else []), *others], text
+            )
+        except EmpexpError as error:
+            raise gr.Error(str(error)) from error
+
     def explain_internals(text: str, variant: str = "input", aggregation: str = "mean"):
         """What the model keeps and attends to for ``text``: DiffMask keep probabilities per layer (the
         ``variant``'s probes, when loaded) and each head's self-attention, aggregated by ``aggregation``."""
-        name = f"diffmask-{variant}"
-        try:
-            attended, *masked = explain_together(
-                [attention[aggregation], *([probes[name]] if name in probes else [])], text
-            )
-            masked = masked[0] if masked else None
-        except EmpexpError as error:
-            raise gr.Error(str(error)) from error
+        attended, *masked = internals(text, variant, aggregation)
+        masked = masked[0] if masked else None
         keep = keep_heatmap(masked) if masked else None
-        table = validation_table(masked) if masked else f"No {name} probes are loaded for this classifier."
+        table = validation_table(masked) if masked else f"No diffmask-{variant} probes are loaded for this classifier."
         return (
             attended.probabilities,
             keep,
@@ -174,6 +226,37 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             attention_series(attended),
             [attended.to_dict()] + ([masked.to_dict()] if masked else []),
         )
+
+    def explain_fast(text: str, variant: str = "input", aggregation: str = "mean", faithfulness: bool = False) -> dict:
+        """Everything that takes one model pass, in one call: the prediction and the explanations of the
+        empirical explainers, the ``variant``'s DiffMask probes and self-attention (by ``aggregation``), in
+        the shared JSON form; with ``faithfulness``, each explanation's AOPC scores too (more passes)."""
+        results = internals(text, variant, aggregation, list(explainers.values()))
+        answer = {"probabilities": results[0].probabilities, "explanations": [e.to_dict() for e in results]}
+        if faithfulness:
+            answer["faithfulness"] = aopc(classifier, results)
+        return answer
+
+    def score(raw: list[dict] | None, slots: int) -> list[str]:
+        """A faithfulness line for each of the first ``slots`` explanations in ``raw`` ("" for missing ones)."""
+        explanations = [Explanation.from_dict(d) for d in raw or []]
+        lines = [faithfulness_line(scores) for scores in aopc(classifier, explanations)] if explanations else []
+        return (lines + [""] * slots)[:slots]
+
+    def save(text: str, *raws: list[dict] | None) -> tuple[str | None, str | None]:
+        """Files of every explanation shown for ``text``: the shared JSON form, and the attention in AttViz's."""
+        explanations = [Explanation.from_dict(d) for raw in raws for d in raw or [] if d["text"] == text]
+        if not explanations:
+            return None, None
+        folder = download_folder()
+        path = folder / "explanations.json"
+        path.write_text(json.dumps([e.to_dict() for e in explanations], ensure_ascii=False, indent=1), "utf-8")
+        attended = [e for e in explanations if e.head_scores is not None]
+        if not attended:
+            return str(path), None
+        attviz_path = folder / "attention-attviz.json"
+        attviz_path.write_text(json.dumps(attviz(attended), ensure_ascii=False), "utf-8")
+        return str(path), str(attviz_path)
 
     def show_head(raw: list[dict] | None, layer: int, head: int):
         """One head's self-attention from the last ``explain_internals`` result (no model pass)."""
@@ -197,7 +280,11 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             highlights(expensive["sv"], scales["sv"]),
         )
 
-    with gr.Blocks(title="empexp: explanations for text classifiers", analytics_enabled=False) as app:
+    with gr.Blocks(
+        title="empexp: explanations for text classifiers",
+        analytics_enabled=False,
+        delete_cache=(DOWNLOAD_LIFETIME, DOWNLOAD_LIFETIME),
+    ) as app:
         gr.Markdown(
             "# empexp\nType a sentence: the classifier's prediction, and which tokens drove it. Empirical "
             "explainers answer at once (one model pass or none); Integrated Gradients and Shapley Value "
@@ -215,22 +302,29 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
                     ig_samples = gr.Slider(1, 100, value=20, step=1, label="Integrated Gradients steps")
                     sv_samples = gr.Slider(1, 100, value=20, step=1, label="Shapley permutations")
                     seed = gr.Number(0, precision=0, label="Shapley seed")
-                gr.Examples(EXAMPLES, inputs=text)
+                gr.Examples(EXAMPLES, inputs=text, label="Examples: positive, negative, negated, long")
             with gr.Column(scale=2):
                 probabilities = gr.Label(label="Prediction (class probabilities)")
+                download_json = gr.DownloadButton("Download the explanations (JSON)", value=None, size="sm")
+                download_attviz = gr.DownloadButton("Download the attention (AttViz JSON)", value=None, size="sm")
         notice = gr.Markdown()
         gr.Markdown(LEGEND)
-        empirical_views, empirical_costs, agreement_lines = [], [], []
+        gr.Markdown(FAITHFULNESS_HELP)
+        empirical_views, empirical_costs, agreement_lines, empirical_faithfulness = [], [], [], []
         expensive_views = {}
         with gr.Row():
             for method in ("ig", "sv"):
                 with gr.Column():
                     for name in (n for n in explainers if EMPIRICAL[n] == method):
                         empirical_views.append(gr.HighlightedText(label=METHOD_NAMES[name], show_legend=True))
+                        gr.Markdown(VIEW_HELP[name])
                         empirical_costs.append(gr.Markdown())
                         agreement_lines.append(gr.Markdown())
+                        empirical_faithfulness.append(gr.Markdown())
                     expensive_views[method] = gr.HighlightedText(label=METHOD_NAMES[method], show_legend=True)
+                    gr.Markdown(VIEW_HELP[method])
                     expensive_views[f"{method}-cost"] = gr.Markdown()
+                    expensive_views[f"{method}-faithfulness"] = gr.Markdown()
         curves = {m: load_curve(explainers[n].source) for n, m in EMPIRICAL.items() if n in explainers}
         curves = {m: c for m, c in curves.items() if c is not None}
         if curves:
@@ -247,14 +341,16 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             with gr.Row():
                 with gr.Column(scale=3):
                     gr.Markdown(DIFFMASK_HELP)
-                    keep_plot = gr.Plot(label="DiffMask keep probabilities (tokens x layers)")
+                    keep_plot = gr.HTML(label="DiffMask keep probabilities (tokens x layers)")
+                    diffmask_faithfulness = gr.Markdown()
                     with gr.Accordion("What the probes reached per layer", open=False):
                         probe_table = gr.Markdown()
                 with gr.Column(scale=1):
                     internal_probabilities = gr.Label(label="Prediction (class probabilities)")
             gr.Markdown(ATTENTION_HELP)
             attention_view = gr.HighlightedText(label=METHOD_NAMES["attention"], show_legend=True)
-            series_plot = gr.Plot(label="Self-attention aggregations over tokens")
+            attention_faithfulness = gr.Markdown()
+            series_plot = gr.HTML(label="Self-attention aggregations over tokens")
             with gr.Row():
                 layer_pick = gr.Slider(1, config.num_hidden_layers, value=1, step=1, label="Layer")
                 head_pick = gr.Slider(1, config.num_attention_heads, value=1, step=1, label="Head")
@@ -264,6 +360,10 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             raw = gr.JSON(label="IG and SV explanations")
             internals_raw = gr.JSON(label="Attention and DiffMask explanations")
 
+        # Views first, then (a separate step, so the views never wait for it) their faithfulness and the
+        # downloads. Cheap views share one queue; IG and SV have their own, so they never hold the cheap ones up.
+        downloads = {"fn": save, "inputs": [text, empirical_raw, raw, internals_raw], "outputs": [download_json,
+                     download_attviz], "api_visibility": "private"}  # fmt: skip
         # Cards keep the order of ``explainers``: view and cost interleaved, as explain_empirical returns them.
         cards = [part for pair in zip(empirical_views, empirical_costs) for part in pair]
         gr.on(
@@ -272,26 +372,54 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             inputs=text,
             outputs=[probabilities, notice, *cards, empirical_raw],
             api_name="explain_empirical",
-        )
+            concurrency_id="cheap",
+        ).success(
+            lambda r: score(r, len(empirical_faithfulness)),
+            inputs=empirical_raw,
+            outputs=empirical_faithfulness,
+            api_visibility="private",
+            concurrency_id="cheap",
+        ).success(**downloads)
         expensive_outputs = [
             probabilities, expensive_views["ig"], expensive_views["ig-cost"], expensive_views["sv"],
             expensive_views["sv-cost"], notice, raw,
         ]  # fmt: skip
         expensive_button.click(
-            explain, inputs=[text, ig_samples, sv_samples, seed], outputs=expensive_outputs, api_name="explain"
+            explain,
+            inputs=[text, ig_samples, sv_samples, seed],
+            outputs=expensive_outputs,
+            api_name="explain",
+            concurrency_limit=1,
+            concurrency_id="expensive",
         ).success(
             compare,
             inputs=[empirical_raw, raw],
             outputs=[*empirical_views, *agreement_lines, expensive_views["ig"], expensive_views["sv"]],
             api_visibility="private",
-        )
-        gr.on(
+        ).success(
+            lambda r: score(r, 2),
+            inputs=raw,
+            outputs=[expensive_views["ig-faithfulness"], expensive_views["sv-faithfulness"]],
+            api_visibility="private",
+            concurrency_id="expensive",
+        ).success(**downloads)
+        internal_event = gr.on(
             [button.click, text.submit, variant.change, aggregation.change],
             explain_internals,
             inputs=[text, variant, aggregation],
             outputs=[internal_probabilities, keep_plot, probe_table, attention_view, series_plot, internals_raw],
             api_name="explain_internals",
-        ).success(show_head, inputs=[internals_raw, layer_pick, head_pick], outputs=head_view, api_visibility="private")
+            concurrency_id="cheap",
+        )
+        internal_event.success(show_head, inputs=[internals_raw, layer_pick, head_pick], outputs=head_view,
+                               api_visibility="private")  # fmt: skip
+        internal_event.success(
+            lambda r: score(r, 2),
+            inputs=internals_raw,
+            outputs=[attention_faithfulness, diffmask_faithfulness],
+            api_visibility="private",
+            concurrency_id="cheap",
+        ).success(**downloads)
         gr.on(
             [layer_pick.change, head_pick.change],
             show_head,
@@ -299,7 +427,8 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             outputs=head_view,
             api_visibility="private",
         )
-        gr.api(predict, api_name="predict")
+        gr.api(predict, api_name="predict", concurrency_id="cheap")
+        gr.api(explain_fast, api_name="explain_fast", concurrency_id="cheap")
     return app
 
 
@@ -312,6 +441,17 @@ def truncation_notice(classifier: Classifier, truncated: bool) -> str:
     )
 
 
+def download_folder() -> Path:
+    """A fresh folder for one request's download files; folders older than an hour go (Gradio keeps its own copy)."""
+    root = Path(tempfile.gettempdir()) / "empexp-downloads"
+    root.mkdir(exist_ok=True)
+    for old in root.iterdir():
+        if time.time() - old.stat().st_mtime > DOWNLOAD_LIFETIME:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
+
+
 def launch(app: gr.Blocks, **kwargs) -> None:
-    """Launch with a request queue and the offline theme."""
-    app.queue(default_concurrency_limit=2).launch(theme=THEME, **kwargs)
+    """Launch with a request queue (two cheap requests at a time, IG and SV one at a time beside them), the
+    offline theme and the page's styles."""
+    app.queue(default_concurrency_limit=2).launch(theme=THEME, css=CSS, **kwargs)

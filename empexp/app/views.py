@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 
 from empexp.convergence import agreement
@@ -71,44 +72,86 @@ def agreement_line(estimate: Explanation, target: Explanation) -> str:
     )
 
 
-def keep_heatmap(explanation: Explanation):
-    """A tokens x hook points heatmap of DiffMask keep probabilities (a matplotlib figure)."""
-    import matplotlib
+VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
+"""Stops of matplotlib's viridis: perceptually even, legible for colour-blind readers, light text on its dark end."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def colour(value: float) -> str:
+    """The viridis colour of ``value`` in [0, 1], as ``#rrggbb``."""
+    position = max(0.0, min(1.0, value)) * (len(VIRIDIS) - 1)
+    low = min(int(position), len(VIRIDIS) - 2)
+    a, b = (tuple(int(stop[i : i + 2], 16) for i in (1, 3, 5)) for stop in VIRIDIS[low : low + 2])
+    mix = position - low
+    return "#" + "".join(f"{round(x + (y - x) * mix):02x}" for x, y in zip(a, b))
+
+
+def heatmap(
+    tokens: list[str], rows: dict[str, list[float]], *, caption: str, legend: tuple[str, str], per_row: bool = False
+) -> str:
+    """An HTML table, one column per token and one row per entry of ``rows``, cells coloured by value.
+
+    Values are shown rounded to 2 decimals. Colours span [0, 1], or each row's own range with
+    ``per_row`` (for rows on different scales); ``legend`` names the two ends of the colour bar.
+    Every text is escaped: tokens come from the user.
+    """
+    head = "".join(f'<th class="token">{html.escape(t)}</th>' for t in tokens)
+    body = []
+    for name, values in rows.items():
+        low, high = (min(values), max(values)) if per_row and values else (0.0, 1.0)
+        cells = []
+        for token, value in zip(tokens, values):
+            shade = (value - low) / (high - low) if high > low else 0.5
+            ink = "#000" if shade > 0.55 else "#fff"
+            cells.append(
+                f'<td style="background:{colour(shade)};color:{ink}" title="{html.escape(token)}: {value:.4f}">'
+                f"{value:.2f}</td>"
+            )
+        body.append(f'<tr><th class="row">{html.escape(name)}</th>{"".join(cells)}</tr>')
+    bar = ", ".join(colour(i / 8) for i in range(9))
+    return (
+        f'<div class="empexp-heatmap"><table><caption>{html.escape(caption)}</caption>'
+        f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f'<div class="legend"><span>{html.escape(legend[0])}</span>'
+        f'<span class="bar" style="background:linear-gradient(to right, {bar})"></span>'
+        f"<span>{html.escape(legend[1])}</span></div></div>"
+    )
+
+
+def keep_heatmap(explanation: Explanation) -> str:
+    """DiffMask keep probabilities as an HTML heatmap: one row per hook point, one column per token."""
     values = explanation.layer_scores or []
     names = explanation.details.get("layer_names", [str(i) for i in range(len(values))])
-    width = max(6.0, 0.45 * len(explanation.tokens) + 2.5)
-    figure, axes = plt.subplots(figsize=(min(width, 24.0), 0.4 * len(values) + 1.6))
-    image = axes.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    axes.set_xticks(range(len(explanation.tokens)), explanation.tokens, rotation=60, ha="right", fontsize=8)
-    axes.set_yticks(range(len(names)), names, fontsize=8)
-    figure.colorbar(image, ax=axes, label="keep probability")
-    figure.tight_layout()
-    return figure
+    return heatmap(
+        explanation.tokens,
+        dict(zip(names, values)),
+        caption="DiffMask keep probability per hook point (rows) and token (columns)",
+        legend=("0 = dropped", "1 = kept"),
+    )
 
 
-def attention_series(explanation: Explanation):
-    """Every aggregation of the heads' self-attention over token positions (a matplotlib figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def attention_series(explanation: Explanation) -> str:
+    """Every aggregation of the heads' self-attention per token as an HTML heatmap, each row on its own scale."""
     import torch
 
     from empexp.explainers.attention import AGGREGATIONS, aggregate
 
     heads = torch.tensor(explanation.head_scores or [])
-    figure, axes = plt.subplots(figsize=(min(max(6.0, 0.45 * len(explanation.tokens) + 2.0), 24.0), 3.2))
-    for how in AGGREGATIONS:
-        axes.plot(aggregate(heads, how, (0, 1)).tolist(), marker="o", markersize=3, label=how)
-    axes.set_xticks(range(len(explanation.tokens)), explanation.tokens, rotation=60, ha="right", fontsize=8)
-    axes.set_ylabel("over all heads")
-    axes.legend(fontsize=8, ncols=len(AGGREGATIONS))
-    figure.tight_layout()
-    return figure
+    rows = {how: aggregate(heads, how, (0, 1)).tolist() for how in AGGREGATIONS}
+    return heatmap(
+        explanation.tokens,
+        rows,
+        caption="Self-attention over all heads and layers, per aggregation (rows) and token (columns)",
+        legend=("row's lowest", "row's highest"),
+        per_row=True,
+    )
+
+
+def faithfulness_line(scores: dict[str, float]) -> str:
+    """One line of Markdown: an explanation's AOPC comprehensiveness and sufficiency."""
+    return (
+        f"Faithfulness (AOPC over the top 10 to 100% tokens): comprehensiveness **{scores['comprehensiveness']:.3f}** "
+        f"(higher is better) · sufficiency **{scores['sufficiency']:.3f}** (lower is better)"
+    )
 
 
 def head_highlights(explanation: Explanation, layer: int, head: int) -> list[tuple[str, float | None]]:
