@@ -90,6 +90,11 @@ def timed(client: Client, endpoint: str, text: str, args: tuple) -> float:
     return time.perf_counter() - start
 
 
+def percentile(ordered: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of sorted values."""
+    return ordered[round(q * (len(ordered) - 1))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20, help="calls per cheap endpoint and length")
@@ -118,7 +123,7 @@ def main() -> None:
                 timed(client, name, texts[n], calls)  # warm-up: caches, lazy imports
                 times = sorted(timed(client, name, texts[n], calls) for _ in range(rounds))
                 p50 = statistics.median(times)
-                p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+                p95 = percentile(times, 0.95)
                 print(f"| {name} | {n} | {p50 * 1000:.0f} | {p95 * 1000:.0f} | {p50 / forward[n]:.1f} | {rounds} |")
         print(
             "\none classifier forward pass (in this process, app idle): "
@@ -131,7 +136,7 @@ def main() -> None:
                    for _ in range(args.concurrency)]  # fmt: skip
 
         def caller(c: Client) -> list[float]:
-            return [timed(c, e, texts[n], CHEAP.get(e) or EXPENSIVE[e]) for e, n in mix]
+            return [timed(c, e, texts[n], {**CHEAP, **EXPENSIVE}[e]) for e, n in mix]
 
         start = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
@@ -141,7 +146,7 @@ def main() -> None:
         print(
             f"\n{args.concurrency} concurrent callers x {len(mix)} mixed requests: {len(latencies)} answered in "
             f"{wall:.1f} s, {len(latencies) / wall:.1f} requests/s; per-request p50 "
-            f"{statistics.median(latencies) * 1000:.0f} ms, p95 {latencies[round(0.95 * (len(latencies) - 1))] * 1000:.0f} ms"
+            f"{statistics.median(latencies) * 1000:.0f} ms, p95 {percentile(latencies, 0.95) * 1000:.0f} ms"
         )
     finally:
         process.terminate()

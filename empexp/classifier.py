@@ -97,6 +97,7 @@ class Classifier:
         self.revision = revision
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.max_length = min(tokenizer.model_max_length, FALLBACK_MAX_LENGTH)
+        self._identity: dict | None = None
 
     @property
     def device(self) -> torch.device:
@@ -111,8 +112,14 @@ class Classifier:
         """What an explainer trained for this classifier records, to refuse any other classifier later.
 
         ``fingerprint`` is the logits for a fixed probe text: models that share architecture and
-        vocabulary but not weights (say, two fine-tunings of one base) tell apart by it.
+        vocabulary but not weights (say, two fine-tunings of one base) tell apart by it. Computed once:
+        the model is in eval mode and nothing in empexp changes its weights.
         """
+        if self._identity is None:
+            self._identity = self._compute_identity()
+        return dict(self._identity)
+
+    def _compute_identity(self) -> dict:
         vocab = sorted(self.tokenizer.get_vocab().items())
         probe = self.logits(self.collate(self.encode([FINGERPRINT_TEXT])))[0]
         config = self.model.config

@@ -328,11 +328,12 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
         curves = {m: load_curve(explainers[n].source) for n, m in EMPIRICAL.items() if n in explainers}
         curves = {m: c for m, c in curves.items() if c is not None}
         if curves:
-            with gr.Accordion("How close are the empirical explainers? (convergence curves)", open=False):
+            # Drawn when opened: matplotlib would otherwise add a second to every start-up.
+            with gr.Accordion("How close are the empirical explainers? (convergence curves)", open=False) as panel:
                 gr.Markdown(CURVE_HELP)
                 with gr.Row():
-                    for method, curve in curves.items():
-                        gr.Plot(plot(curve), label=f"{method.upper()} convergence")
+                    curve_plots = [gr.Plot(label=f"{method.upper()} convergence") for method in curves]
+            panel.expand(lambda: [plot(c) for c in curves.values()], outputs=curve_plots, api_visibility="private")
         config = classifier.model.config
         with gr.Accordion("Inside the model: DiffMask and attention (one pass)", open=True):
             with gr.Row():
