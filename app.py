@@ -9,10 +9,12 @@ default. Values are Hub ids or local folders.
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from empexp.app import build_app, launch
 from empexp.classifier import load_classifier
+from empexp.errors import EmpexpError
 from empexp.explainers.empirical import add_explainer_option
 from empexp.hub import SPACE_CONFIG
 
@@ -41,4 +43,8 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args()
     model, explainers = configured(args)
-    launch(build_app(load_classifier(model), explainers), server_name=args.host, server_port=args.port)
+    try:
+        classifier = load_classifier(model)
+    except EmpexpError as error:
+        sys.exit(f"app.py: cannot start: {error}")
+    launch(build_app(classifier, explainers), server_name=args.host, server_port=args.port)

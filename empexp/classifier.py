@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import warnings
@@ -107,6 +108,16 @@ class Classifier:
     def is_default(self) -> bool:
         """Whether this is the embedded default classifier."""
         return Path(self.name_or_path) == DEFAULT_CLASSIFIER
+
+    def replica(self) -> Classifier:
+        """The same classifier with its own copy of the model's weights (the tokeniser is shared).
+
+        For work that hooks into the model, as Captum's layer attributions do: on a replica it cannot
+        change what other threads' passes through the original compute.
+        """
+        twin = Classifier(copy.deepcopy(self.model), self.tokenizer, self.name_or_path, self.revision)
+        twin._identity = self._identity
+        return twin
 
     def identity(self) -> dict:
         """What an explainer trained for this classifier records, to refuse any other classifier later.

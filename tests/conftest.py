@@ -61,7 +61,12 @@ def _tokenizer(arch: str):
 
 
 def _model(arch: str, tokenizer, num_labels: int):
-    common = {"vocab_size": len(tokenizer), "num_labels": num_labels, "pad_token_id": tokenizer.pad_token_id}
+    # Not len(tokenizer): a word that is also a letter ("a") leaves a gap, and ids run one past the length.
+    common = {
+        "vocab_size": max(tokenizer.get_vocab().values()) + 1,
+        "num_labels": num_labels,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if arch == "bert":
         return BertForSequenceClassification(BertConfig(**SIZES, **common))
     if arch == "electra":

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,7 +133,12 @@ def load_empirical_explainers(
                 for name in (*EMPIRICAL, *DIFFMASK)
                 if (DEFAULT_EXPLAINERS / name).is_dir()
             }
-    explainers, problems = {}, []
+    explainers = {}
+    problems = [
+        f"{name}: no such explainer in the app (use {', '.join((*EMPIRICAL, *DIFFMASK))})"
+        for name in sources
+        if name not in (*EMPIRICAL, *DIFFMASK)
+    ]
     for name in (*EMPIRICAL, *DIFFMASK):
         if name in sources:
             option = "probes" if name in DIFFMASK else "explainer"
@@ -159,6 +165,12 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
     explainers = {name: e for name, e in loaded.items() if name in EMPIRICAL}
     probes = {name: e for name, e in loaded.items() if name in DIFFMASK}
     attention = {how: get_explainer("attention", classifier, aggregation=how) for how in AGGREGATIONS}
+    # Switched before serving, not by the first request while other threads run the model.
+    classifier.model.set_attn_implementation("eager")
+    # IG hooks into the model it attributes: it gets its own copy, so the cheap views, served at the same
+    # time, never pass through its hooks. One expensive run at a time, including one whose request was
+    # cancelled: its thread runs to the end.
+    expensive_classifier, expensive_lock = classifier.replica(), threading.Lock()
 
     def predict(text: str) -> dict[str, float]:
         """Class probabilities of the classifier for ``text``."""
@@ -181,10 +193,11 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
     def explain(text: str, ig_samples: int = 20, sv_samples: int = 20, seed: int = 0, progress=gr.Progress()):  # noqa: B008 (how Gradio injects it)
         """Prediction plus Integrated Gradients and Shapley Value Sampling heatmaps for ``text``."""
         try:
-            progress(0.0, desc=f"Integrated Gradients, {int(ig_samples)} steps")
-            ig = get_explainer("ig", classifier, samples=int(ig_samples)).explain(text)[0]
-            progress(0.3, desc=f"Shapley Value Sampling, {int(sv_samples)} permutations")
-            sv = get_explainer("sv", classifier, samples=int(sv_samples), seed=int(seed)).explain(text)[0]
+            with expensive_lock:
+                progress(0.0, desc=f"Integrated Gradients, {int(ig_samples)} steps")
+                ig = get_explainer("ig", expensive_classifier, samples=int(ig_samples)).explain(text)[0]
+                progress(0.3, desc=f"Shapley Value Sampling, {int(sv_samples)} permutations")
+                sv = get_explainer("sv", expensive_classifier, samples=int(sv_samples), seed=int(seed)).explain(text)[0]
         except EmpexpError as error:
             raise gr.Error(str(error)) from error
         notice = truncation_notice(classifier, ig.truncated)
