@@ -317,7 +317,7 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
                     seed = gr.Number(0, precision=0, label="Shapley seed")
                 gr.Examples(EXAMPLES, inputs=text, label="Examples: positive, negative, negated, long")
             with gr.Column(scale=2):
-                probabilities = gr.Label(label="Prediction (class probabilities)")
+                probabilities = gr.Label(label="Prediction (class probabilities)", elem_id="prediction")
                 download_json = gr.DownloadButton("Download the explanations (JSON)", value=None, size="sm")
                 download_attviz = gr.DownloadButton("Download the attention (AttViz JSON)", value=None, size="sm")
         notice = gr.Markdown()
@@ -329,15 +329,19 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             for method in ("ig", "sv"):
                 with gr.Column():
                     for name in (n for n in explainers if EMPIRICAL[n] == method):
-                        empirical_views.append(gr.HighlightedText(label=METHOD_NAMES[name], show_legend=True))
+                        empirical_views.append(
+                            gr.HighlightedText(label=METHOD_NAMES[name], show_legend=True, elem_id=f"view-{name}")
+                        )
                         gr.Markdown(VIEW_HELP[name])
                         empirical_costs.append(gr.Markdown())
                         agreement_lines.append(gr.Markdown())
-                        empirical_faithfulness.append(gr.Markdown())
-                    expensive_views[method] = gr.HighlightedText(label=METHOD_NAMES[method], show_legend=True)
+                        empirical_faithfulness.append(gr.Markdown(elem_id=f"faithfulness-{name}"))
+                    expensive_views[method] = gr.HighlightedText(
+                        label=METHOD_NAMES[method], show_legend=True, elem_id=f"view-{method}"
+                    )
                     gr.Markdown(VIEW_HELP[method])
                     expensive_views[f"{method}-cost"] = gr.Markdown()
-                    expensive_views[f"{method}-faithfulness"] = gr.Markdown()
+                    expensive_views[f"{method}-faithfulness"] = gr.Markdown(elem_id=f"faithfulness-{method}")
         curves = {m: load_curve(explainers[n].source) for n, m in EMPIRICAL.items() if n in explainers}
         curves = {m: c for m, c in curves.items() if c is not None}
         if curves:
@@ -355,20 +359,22 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
             with gr.Row():
                 with gr.Column(scale=3):
                     gr.Markdown(DIFFMASK_HELP)
-                    keep_plot = gr.HTML(label="DiffMask keep probabilities (tokens x layers)")
-                    diffmask_faithfulness = gr.Markdown()
+                    keep_plot = gr.HTML(label="DiffMask keep probabilities (tokens x layers)", elem_id="view-diffmask")
+                    diffmask_faithfulness = gr.Markdown(elem_id="faithfulness-diffmask")
                     with gr.Accordion("What the probes reached per layer", open=False):
                         probe_table = gr.Markdown()
                 with gr.Column(scale=1):
-                    internal_probabilities = gr.Label(label="Prediction (class probabilities)")
+                    internal_probabilities = gr.Label(label="Prediction (class probabilities)", elem_id="prediction-internals")
             gr.Markdown(ATTENTION_HELP)
-            attention_view = gr.HighlightedText(label=METHOD_NAMES["attention"], show_legend=True)
-            attention_faithfulness = gr.Markdown()
-            series_plot = gr.HTML(label="Self-attention aggregations over tokens")
+            attention_view = gr.HighlightedText(
+                label=METHOD_NAMES["attention"], show_legend=True, elem_id="view-attention"
+            )
+            attention_faithfulness = gr.Markdown(elem_id="faithfulness-attention")
+            series_plot = gr.HTML(label="Self-attention aggregations over tokens", elem_id="view-aggregations")
             with gr.Row():
                 layer_pick = gr.Slider(1, config.num_hidden_layers, value=1, step=1, label="Layer")
                 head_pick = gr.Slider(1, config.num_attention_heads, value=1, step=1, label="Head")
-            head_view = gr.HighlightedText(label="One head's self-attention", show_legend=True)
+            head_view = gr.HighlightedText(label="One head's self-attention", show_legend=True, elem_id="view-head")
         with gr.Accordion("Explanations as JSON", open=False):
             empirical_raw = gr.JSON(label="Empirical explanations")
             raw = gr.JSON(label="IG and SV explanations")

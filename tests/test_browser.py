@@ -1,0 +1,135 @@
+"""The app in a real browser: headless Chromium (Debian's package) driven by Playwright, on the embedded default.
+
+Screenshots go to ``$EMPEXP_ARTIFACTS`` (default ``test-artifacts/``): desktop, narrow (mobile) and dark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from empexp.app import build_app, launch
+
+ARTIFACTS = Path(os.environ.get("EMPEXP_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+HOSTILE = '<script>window.pwned = 1; alert(1)</script><img src=x onerror="window.pwned = 2"> A gorgeous, witty movie.'
+CHEAP_VIEWS = ["empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head", "attention", "diffmask"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    app = build_app()
+    launch(app, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        yield app.local_url
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    if chromium is None:  # not a skip: this check is part of the suite, and .ci/run installs the browser
+        pytest.fail("no chromium on PATH: install Debian's chromium package (.ci/run does)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """A page of the app, recording every request it makes and every dialog it opens."""
+
+    def __init__(self, browser: Browser, url: str, **context):
+        self.context = browser.new_context(**context)
+        self.page: Page = self.context.new_page()
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        self.page.goto(url)
+
+    def explain(self, text: str) -> None:
+        self.page.get_by_label("Text").fill(text)
+        self.page.get_by_role("button", name="Explain", exact=True).click()
+        for view in CHEAP_VIEWS:  # scored last, once its view has rendered
+            self.page.locator(f"#faithfulness-{view}").get_by_text("comprehensiveness").wait_for(timeout=60_000)
+
+    def foreign_requests(self) -> list[str]:
+        return [u for u in self.requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                and urlparse(u).hostname not in ("127.0.0.1", "localhost")]  # fmt: skip
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def test_every_panel_renders_the_text_offline_and_nothing_in_it_runs(browser, url):
+    visit = Visit(browser, url, viewport={"width": 1280, "height": 900})
+    visit.explain(HOSTILE)
+    page = visit.page
+    assert "positive" in page.locator("#prediction").inner_text()
+    for view in ("empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head", "attention", "head"):
+        shown = page.locator(f"#view-{view}").inner_text()
+        assert all(word in shown for word in ("script", "alert", "gorgeous", "witty")), view
+    for view in ("diffmask", "aggregations"):
+        headers = page.locator(f"#view-{view} th.token").all_inner_texts()
+        assert headers[0] == "[CLS]" and "gorgeous" in headers and "<" in headers, view
+    assert page.locator("#view-diffmask tr").count() == 1 + 8  # header + word embeddings, 6 layers, output
+    assert page.evaluate("window.pwned") is None and visit.dialogs == []
+    assert visit.foreign_requests() == []
+    visit.screenshot("desktop")
+
+    page.get_by_role("button", name="Run IG and SV too (slower)").click()
+    for method in ("ig", "sv"):
+        page.locator(f"#faithfulness-{method}").get_by_text("comprehensiveness").wait_for(timeout=120_000)
+        assert "gorgeous" in page.locator(f"#view-{method}").inner_text()
+    assert page.get_by_text("vs Integrated Gradients: MSE").count() == 2
+    assert page.evaluate("window.pwned") is None and visit.dialogs == [] and visit.foreign_requests() == []
+    visit.screenshot("desktop-with-ig-and-sv")
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the explanations (JSON)").click()
+    saved = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert {e["method"] for e in saved} >= {"ig", "sv", "empirical-ig", "attention", "diffmask-input"}
+    assert all(e["text"] == HOSTILE for e in saved)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the attention (AttViz JSON)").click()
+    attviz = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert len(attviz[0]["sets"][0]["attention_vectors"]) == 6 * 12  # every head of every layer
+    visit.context.close()
+
+
+def test_narrow_screen_and_dark_mode_render_the_same_panels(browser, url):
+    narrow = Visit(browser, url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    narrow.explain("Not bad at all, though the ending drags.")
+    assert "ending" in narrow.page.locator("#view-empirical-sv").inner_text()
+    narrow.screenshot("mobile")
+    narrow.context.close()
+
+    dark = Visit(browser, f"{url}?__theme=dark", viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    dark.explain("The plot is nothing but boilerplate clichés from start to finish.")
+    assert dark.page.evaluate("document.body.classList.contains('dark')")
+    assert "negative" in dark.page.locator("#prediction").inner_text()
+    assert dark.foreign_requests() == []
+    dark.screenshot("dark")
+    dark.context.close()
+
+
+def test_examples_fill_the_text_and_the_api_panel_lists_the_endpoints(browser, url):
+    visit = Visit(browser, url, viewport={"width": 1280, "height": 900})
+    visit.page.get_by_text("Not bad at all, though the ending drags.").first.click()
+    expect(visit.page.get_by_label("Text")).to_have_value("Not bad at all, though the ending drags.")
+    visit.page.get_by_text("Use via API").click()
+    for endpoint in ("/predict", "/explain_empirical", "/explain_internals", "/explain_fast", "/explain"):
+        visit.page.get_by_text(endpoint, exact=True).first.wait_for(timeout=10_000)
+    assert visit.foreign_requests() == []
+    visit.context.close()
