@@ -23,6 +23,7 @@ import torch
 from empexp.classifier import Classifier
 from empexp.explainers import Explainer, get_explainer
 from empexp.explanation import Explanation
+from empexp.hub import artefact_file
 
 CURVE_FILE = "convergence.json"
 
@@ -131,10 +132,10 @@ def average(runs: Sequence[Sequence[Explanation]]) -> list[Explanation]:
     ]
 
 
-def load_curve(folder: str | Path) -> Curve | None:
-    """The curve saved with an explainer (``convergence.json``), or ``None``."""
-    path = Path(folder) / CURVE_FILE
-    return Curve.from_json(path.read_text()) if path.is_file() else None
+def load_curve(source: str | Path, revision: str | None = None) -> Curve | None:
+    """The curve saved with an explainer (``convergence.json``) in its folder or Hub repo, or ``None``."""
+    path = artefact_file(source, CURVE_FILE, revision)
+    return Curve.from_json(path.read_text()) if path is not None else None
 
 
 def plot(curve: Curve, title: str | None = None):

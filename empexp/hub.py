@@ -67,3 +67,19 @@ def _forced_offline() -> Iterator[None]:
 def cache_only_unless_reachable(reachable: bool):
     """A context in which Hub lookups use only the cache when the Hub is not ``reachable``."""
     return nullcontext() if reachable else _forced_offline()
+
+
+def artefact_file(source: str | Path, filename: str, revision: str | None = None) -> Path | None:
+    """``filename`` from an artefact's local folder or Hub repo (cache only when the Hub is unreachable),
+    or ``None`` where it has none: for the optional files that ride along with weights (metrics, curves)."""
+    if Path(source).is_dir():
+        path = Path(source) / filename
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        with cache_only_unless_reachable(hub_reachable()):
+            return Path(hf_hub_download(str(source), filename, revision=revision))
+    except (OSError, ValueError, HFValidationError):  # not there, not cached, or not a repo id
+        return None

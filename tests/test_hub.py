@@ -18,7 +18,7 @@ import torch
 from gradio_client import Client
 from huggingface_hub import ModelCard, SpaceCard
 
-from empexp.diffmask import DiffMaskModel
+from empexp.diffmask import METRICS, DiffMaskModel
 from empexp.empirical import EmpiricalModel
 from tests.conftest import make_tiny
 from tests.local_hub import free_port, metadata_errors, serve, wait_for
@@ -42,6 +42,8 @@ def artefacts(bert, bert_path, tmp_path_factory):
         folder / "explainer"
     )
     DiffMaskModel(bert, explains=bert.identity(), variant="input").save_pretrained(folder / "probes")
+    validation = {"kl": [0.0, 0.1, 0.2, 0.3], "agreement": [1.0, 0.9, 0.8, 0.7], "kept": [1.0, 0.6, 0.5, 0.4]}
+    (folder / "probes" / METRICS).write_text(json.dumps({**validation, "texts": 3, "step": 10}))
     make_tiny("roberta", folder / "other")
     return {
         "classifier": bert_path,
@@ -105,10 +107,13 @@ pairs = [
 gaps = [max(abs(a - b) for a, b in zip(x.explain({TEXT!r})[0].scores, y.explain({TEXT!r})[0].scores))
         for x, y in pairs]
 logits = (local.predict([{TEXT!r}])[0].probabilities, remote.predict([{TEXT!r}])[0].probabilities)
-print(json.dumps({{"gaps": gaps, "probabilities": logits}}))
+validation = [pairs[1][0].validation, pairs[1][1].validation]
+print(json.dumps({{"gaps": gaps, "probabilities": logits, "validation": validation}}))
 """
     result = python(env, code)
     assert result["gaps"] == [0.0, 0.0]
+    # The probes' validation metrics ride along from the Hub, for the app's per-layer table.
+    assert result["validation"][0] is not None and result["validation"][0] == result["validation"][1]
     assert result["probabilities"][0] == result["probabilities"][1]
 
 

@@ -342,7 +342,9 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
                     gr.Markdown(VIEW_HELP[method])
                     expensive_views[f"{method}-cost"] = gr.Markdown()
                     expensive_views[f"{method}-faithfulness"] = gr.Markdown(elem_id=f"faithfulness-{method}")
-        curves = {m: load_curve(explainers[n].source) for n, m in EMPIRICAL.items() if n in explainers}
+        curves = {
+            m: load_curve(explainers[n].source, explainers[n].revision) for n, m in EMPIRICAL.items() if n in explainers
+        }
         curves = {m: c for m, c in curves.items() if c is not None}
         if curves:
             # Drawn when opened: matplotlib would otherwise add a second to every start-up.
@@ -364,7 +366,9 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
                     with gr.Accordion("What the probes reached per layer", open=False):
                         probe_table = gr.Markdown()
                 with gr.Column(scale=1):
-                    internal_probabilities = gr.Label(label="Prediction (class probabilities)", elem_id="prediction-internals")
+                    internal_probabilities = gr.Label(
+                        label="Prediction (class probabilities)", elem_id="prediction-internals"
+                    )
             gr.Markdown(ATTENTION_HELP)
             attention_view = gr.HighlightedText(
                 label=METHOD_NAMES["attention"], show_legend=True, elem_id="view-attention"

@@ -14,6 +14,7 @@ from empexp.errors import InputError
 from empexp.explainers.base import Explainer
 from empexp.explainers.empirical import embedded_or
 from empexp.explainers.registry import register
+from empexp.hub import artefact_file
 
 
 class DiffMaskExplainer(Explainer):
@@ -62,7 +63,7 @@ class DiffMaskExplainer(Explainer):
         if not -points <= layer < points:
             raise InputError(f"layer must be in 0..{points - 1} (hook points), got {layer}")
         self.layer = layer % points
-        self.validation = _validation(probes)
+        self.validation = _validation(probes, revision)
 
     def details(self) -> dict[str, Any]:
         return {
@@ -81,10 +82,10 @@ class DiffMaskExplainer(Explainer):
         return {"scores": keep[..., self.layer], "layer_scores": keep.transpose(1, 2)}
 
 
-def _validation(probes: str | Path) -> dict | None:
+def _validation(probes: str | Path, revision: str | None) -> dict | None:
     """The per-point KL, agreement and fraction kept measured when the probes were trained, if shipped."""
-    path = Path(probes) / METRICS
-    if not path.is_file():
+    path = artefact_file(probes, METRICS, revision)
+    if path is None:
         return None
     metrics = json.loads(path.read_text())
     return {key: metrics[key] for key in ("kl", "agreement", "kept", "texts")}

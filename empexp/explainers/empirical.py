@@ -62,6 +62,7 @@ class EmpiricalExplainer(Explainer):
         super().__init__(classifier, batch_size=batch_size, pad_batches=True)
         explainer = embedded_or(explainer, classifier, self.name, what="an explainer", option="explainer")
         self.source = str(explainer)
+        self.revision = revision
         self.model = load_empirical(explainer, classifier, revision=revision)
         self._totals = ScoreTotals.of(classifier)
         method, extra_pass = self.model.imitates["method"], self.model.extra_pass
