@@ -124,8 +124,10 @@ def test_narrow_screen_and_dark_mode_render_the_same_panels(browser, url):
     dark.context.close()
 
 
-def test_examples_fill_the_text_and_the_api_panel_lists_the_endpoints(browser, url):
+def test_empty_text_is_a_message_examples_fill_the_text_and_the_api_panel_lists_the_endpoints(browser, url):
     visit = Visit(browser, url, viewport={"width": 1280, "height": 900})
+    visit.page.get_by_role("button", name="Explain", exact=True).click()  # nothing typed yet
+    visit.page.get_by_text("the text is empty: type a sentence to classify").first.wait_for(timeout=30_000)
     visit.page.get_by_text("Not bad at all, though the ending drags.").first.click()
     expect(visit.page.get_by_label("Text")).to_have_value("Not bad at all, though the ending drags.")
     visit.page.get_by_text("Use via API").click()
