@@ -159,7 +159,7 @@ def test_a_cancelled_request_leaves_the_app_serving(client):
 
 @pytest.mark.timeout(120)
 def test_expensive_requests_do_not_hold_up_cheap_ones(client):
-    expensive = client.submit(LONG, 100, 100, 0, api_name="/explain")
+    expensive = client.submit(LONG, 100, 300, 0, api_name="/explain")  # some seconds
     time.sleep(0.3)  # queued and running
     cheap = [client.predict("the movie was great", api_name="/explain_empirical") for _ in range(3)]
     assert not expensive.done(), "the expensive request ended before the cheap ones: make it slower"
