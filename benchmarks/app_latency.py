@@ -100,13 +100,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="calls per cheap endpoint and length")
     parser.add_argument("--expensive-rounds", type=int, default=3, help="calls of explain per length")
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument(
+        "--expensive-lengths", type=int, nargs="+", default=[16, 64], help="lengths for explain (SV grows with n^2)"
+    )
     parser.add_argument("--concurrency", type=int, default=20, help="simultaneous callers in the throughput run")
     parser.add_argument("--port", type=int, default=7871)
     args = parser.parse_args()
 
     classifier = load_classifier()
-    texts = {n: text_of_length(classifier, n) for n in args.lengths}
-    forward = {n: forward_seconds(classifier, texts[n], args.rounds) for n in args.lengths}
+    lengths = sorted({*args.lengths, *args.expensive_lengths})
+    texts = {n: text_of_length(classifier, n) for n in lengths}
+    forward = {n: forward_seconds(classifier, texts[n], args.rounds) for n in lengths}
     process, first_page = start_app(args.port)
     try:
         client = Client(f"http://127.0.0.1:{args.port}/", analytics_enabled=False, verbose=False)
@@ -116,10 +120,10 @@ def main() -> None:
         print(f"time from process start to the first page: {first_page:.1f} s\n")
         print("| endpoint | tokens | p50 ms | p95 ms | p50 / forward pass | calls |")
         print("|---|---:|---:|---:|---:|---:|")
-        for name, rounds, calls in [(e, args.rounds, CHEAP[e]) for e in endpoints] + [
-            ("explain", args.expensive_rounds, EXPENSIVE["explain"])
-        ]:
-            for n in args.lengths:
+        rows = [(e, args.rounds, CHEAP[e], args.lengths) for e in endpoints]
+        rows.append(("explain", args.expensive_rounds, EXPENSIVE["explain"], args.expensive_lengths))
+        for name, rounds, calls, lengths in rows:
+            for n in lengths:
                 timed(client, name, texts[n], calls)  # warm-up: caches, lazy imports
                 times = sorted(timed(client, name, texts[n], calls) for _ in range(rounds))
                 p50 = statistics.median(times)
@@ -127,11 +131,11 @@ def main() -> None:
                 print(f"| {name} | {n} | {p50 * 1000:.0f} | {p95 * 1000:.0f} | {p50 / forward[n]:.1f} | {rounds} |")
         print(
             "\none classifier forward pass (in this process, app idle): "
-            + ", ".join(f"{forward[n] * 1000:.1f} ms at {n} tokens" for n in args.lengths)
+            + ", ".join(f"{forward[n] * 1000:.1f} ms at {n} tokens" for n in lengths)
         )
 
         # Throughput: every caller sends the same mix of cheap and expensive requests at once.
-        mix = [(e, n) for n in args.lengths for e in endpoints] + [("explain", min(args.lengths))]
+        mix = [(e, n) for n in args.lengths for e in endpoints] + [("explain", min(args.expensive_lengths))]
         clients = [Client(f"http://127.0.0.1:{args.port}/", analytics_enabled=False, verbose=False)
                    for _ in range(args.concurrency)]  # fmt: skip
 

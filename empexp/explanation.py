@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -48,8 +48,9 @@ class Explanation:
             raise ValueError("every row of layer_scores and head_scores must have one value per token")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; offsets become lists (or null)."""
-        data = asdict(self)
+        """A JSON-ready dict; offsets become lists (or null). Shallow: it shares this explanation's lists
+        (``dataclasses.asdict`` deep-copies every score, a third of an app request's time)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["offsets"] = [list(span) if span is not None else None for span in self.offsets]
         return data
 
