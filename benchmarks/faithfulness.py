@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 
 import torch
 from tqdm.auto import tqdm
@@ -34,7 +35,7 @@ def random_scores(explanations: list[Explanation], seed: int) -> list[Explanatio
     for e in explanations:
         scores = torch.rand(len(e.scores), generator=generator)
         scores = [float(s) if offset is not None else 0.0 for s, offset in zip(scores, e.offsets)]
-        randomised.append(Explanation.from_dict({**e.to_dict(), "scores": scores, "method": "random"}))
+        randomised.append(replace(e, scores=scores, method="random"))
     return randomised
 
 
@@ -87,11 +88,10 @@ def main() -> None:
     print(
         f"\n{len(texts)} texts from {args.data}, AOPC over k = 10%, ..., 100% (pad-token baseline), seed {args.seed}\n"
     )
-    arrows = {m.name: "higher is better" if m.higher_is_better else "lower is better" for m in METRICS}
-    print("| explainer | " + " | ".join(f"AOPC {m} ({arrows[m]}), mean [95% CI]" for m in arrows) + " |")
-    print("|---|" + "---:|" * len(arrows))
+    print("| explainer | " + " | ".join(f"AOPC {m.name} ({m.direction}), mean [95% CI]" for m in METRICS) + " |")
+    print("|---|" + "---:|" * len(METRICS))
     for name, results in scores.items():
-        print(f"| {name} | " + " | ".join(interval([r[m] for r in results]) for m in arrows) + " |")
+        print(f"| {name} | " + " | ".join(interval([r[m.name] for r in results]) for m in METRICS) + " |")
 
 
 if __name__ == "__main__":

@@ -31,15 +31,16 @@ FRACTIONS = tuple(round(0.1 * k, 1) for k in range(1, 11))
 class Metric:
     name: str
     higher_is_better: bool
-    description: str
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
 
 
-COMPREHENSIVENESS = Metric(
-    "comprehensiveness", True, "drop in the predicted class's probability when the top-k% tokens are removed"
-)
-SUFFICIENCY = Metric(
-    "sufficiency", False, "drop in the predicted class's probability when only the top-k% tokens are kept"
-)
+COMPREHENSIVENESS = Metric("comprehensiveness", higher_is_better=True)
+"""Drop in the predicted class's probability when the top-k% tokens are removed."""
+SUFFICIENCY = Metric("sufficiency", higher_is_better=False)
+"""Drop in the predicted class's probability when only the top-k% tokens are kept."""
 METRICS = (COMPREHENSIVENESS, SUFFICIENCY)
 
 

@@ -6,6 +6,8 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,15 @@ def bert_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bert(bert_path) -> Classifier:
     return load_classifier(bert_path)
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` (Gradio Blocks) launched as ``app.py`` launches it, on a free localhost port; its URL."""
+    from empexp.app import launch
+
+    launch(app, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        yield app.local_url
+    finally:
+        app.close()

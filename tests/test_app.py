@@ -7,6 +7,7 @@ from gradio_client import Client
 from empexp.app import build_app
 from empexp.diffmask import DiffMaskModel
 from empexp.empirical import EmpiricalModel
+from tests.conftest import serving
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +28,8 @@ def client(bert, tmp_path_factory):
         "empirical-ig-head": folder / "head",
         "empirical-sv-head": folder / "head",  # an IG head: refused with a message, the app still starts
     }
-    app = build_app(bert, {name: str(path) for name, path in empirical.items()})
-    app.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(app.local_url, analytics_enabled=False, verbose=False)
-    finally:
-        app.close()
+    with serving(build_app(bert, {name: str(path) for name, path in empirical.items()})) as url:
+        yield Client(url, analytics_enabled=False, verbose=False)
 
 
 def test_empirical_views_come_from_one_pass_each(client):

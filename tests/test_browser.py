@@ -15,7 +15,8 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from empexp.app import build_app, launch
+from empexp.app import build_app
+from tests.conftest import serving
 
 ARTIFACTS = Path(os.environ.get("EMPEXP_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 HOSTILE = '<script>window.pwned = 1; alert(1)</script><img src=x onerror="window.pwned = 2"> A gorgeous, witty movie.'
@@ -26,12 +27,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    app = build_app()
-    launch(app, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
-    try:
-        yield app.local_url
-    finally:
-        app.close()
+    with serving(build_app()) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import pytest
 import torch
 from gradio_client import Client
 
-from empexp.app import build_app, launch
+from empexp.app import build_app
 from empexp.diffmask import DiffMaskModel
 from empexp.empirical import EmpiricalModel
-from tests.conftest import make_tiny
+from tests.conftest import make_tiny, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 IMITATES = {"ig": {"method": "ig", "samples": 20}, "sv": {"method": "sv", "samples": 20}}
@@ -51,12 +51,8 @@ def served(bert, tmp_path_factory):
         "diffmask-hidden": "no-such-user/no-such-probes",
         "empirical-xl": folder / "ig",
     }
-    app = build_app(bert, {name: str(path) for name, path in sources.items()})
-    launch(app, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
-    try:
-        yield app.local_url
-    finally:
-        app.close()
+    with serving(build_app(bert, {name: str(path) for name, path in sources.items()})) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -165,12 +165,13 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
     explainers = {name: e for name, e in loaded.items() if name in EMPIRICAL}
     probes = {name: e for name, e in loaded.items() if name in DIFFMASK}
     attention = {how: get_explainer("attention", classifier, aggregation=how) for how in AGGREGATIONS}
-    # Switched before serving, not by the first request while other threads run the model.
-    classifier.model.set_attn_implementation("eager")
-    # IG hooks into the model it attributes: it gets its own copy, so the cheap views, served at the same
-    # time, never pass through its hooks. One expensive run at a time, including one whose request was
-    # cancelled: its thread runs to the end.
+    # IG hooks into the model it attributes: it gets its own copy (keeping the faster fused attention), so
+    # the cheap views, served at the same time, never pass through its hooks. One expensive run at a time,
+    # including one whose request was cancelled: its thread runs to the end.
     expensive_classifier, expensive_lock = classifier.replica(), threading.Lock()
+    # Attention weights need eager attention: switched before serving, not by a first request while other
+    # threads run the model.
+    classifier.model.set_attn_implementation("eager")
 
     def predict(text: str) -> dict[str, float]:
         """Class probabilities of the classifier for ``text``."""
@@ -258,13 +259,13 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
 
     def save(text: str, *raws: list[dict] | None) -> tuple[str | None, str | None]:
         """Files of every explanation shown for ``text``: the shared JSON form, and the attention in AttViz's."""
-        explanations = [Explanation.from_dict(d) for raw in raws for d in raw or [] if d["text"] == text]
-        if not explanations:
+        shown = [d for raw in raws for d in raw or [] if d["text"] == text]  # already in the shared JSON form
+        if not shown:
             return None, None
         folder = download_folder()
         path = folder / "explanations.json"
-        path.write_text(json.dumps([e.to_dict() for e in explanations], ensure_ascii=False, indent=1), "utf-8")
-        attended = [e for e in explanations if e.head_scores is not None]
+        path.write_text(json.dumps(shown, ensure_ascii=False, indent=1), "utf-8")
+        attended = [Explanation.from_dict(d) for d in shown if d["head_scores"] is not None]
         if not attended:
             return str(path), None
         attviz_path = folder / "attention-attviz.json"

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from empexp.convergence import agreement
 from empexp.explanation import Explanation
+from empexp.faithfulness import METRICS
 
 METHOD_NAMES = {
     "ig": "Integrated Gradients",
@@ -72,19 +73,6 @@ def agreement_line(estimate: Explanation, target: Explanation) -> str:
     )
 
 
-VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
-"""Stops of matplotlib's viridis: perceptually even, legible for colour-blind readers, light text on its dark end."""
-
-
-def colour(value: float) -> str:
-    """The viridis colour of ``value`` in [0, 1], as ``#rrggbb``."""
-    position = max(0.0, min(1.0, value)) * (len(VIRIDIS) - 1)
-    low = min(int(position), len(VIRIDIS) - 2)
-    a, b = (tuple(int(stop[i : i + 2], 16) for i in (1, 3, 5)) for stop in VIRIDIS[low : low + 2])
-    mix = position - low
-    return "#" + "".join(f"{round(x + (y - x) * mix):02x}" for x, y in zip(a, b))
-
-
 def heatmap(
     tokens: list[str], rows: dict[str, list[float]], *, caption: str, legend: tuple[str, str], per_row: bool = False
 ) -> str:
@@ -94,6 +82,11 @@ def heatmap(
     ``per_row`` (for rows on different scales); ``legend`` names the two ends of the colour bar.
     Every text is escaped: tokens come from the user.
     """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    # viridis: perceptually even, legible for colour-blind readers, light text on its dark end.
+    colour = colormaps["viridis"]
     head = "".join(f'<th class="token">{html.escape(t)}</th>' for t in tokens)
     body = []
     for name, values in rows.items():
@@ -103,11 +96,11 @@ def heatmap(
             shade = (value - low) / (high - low) if high > low else 0.5
             ink = "#000" if shade > 0.55 else "#fff"
             cells.append(
-                f'<td style="background:{colour(shade)};color:{ink}" title="{html.escape(token)}: {value:.4f}">'
+                f'<td style="background:{to_hex(colour(shade))};color:{ink}" title="{html.escape(token)}: {value:.4f}">'
                 f"{value:.2f}</td>"
             )
         body.append(f'<tr><th class="row">{html.escape(name)}</th>{"".join(cells)}</tr>')
-    bar = ", ".join(colour(i / 8) for i in range(9))
+    bar = ", ".join(to_hex(colour(i / 8)) for i in range(9))
     return (
         f'<div class="empexp-heatmap"><table><caption>{html.escape(caption)}</caption>'
         f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -148,10 +141,8 @@ def attention_series(explanation: Explanation) -> str:
 
 def faithfulness_line(scores: dict[str, float]) -> str:
     """One line of Markdown: an explanation's AOPC comprehensiveness and sufficiency."""
-    return (
-        f"Faithfulness (AOPC over the top 10 to 100% tokens): comprehensiveness **{scores['comprehensiveness']:.3f}** "
-        f"(higher is better) · sufficiency **{scores['sufficiency']:.3f}** (lower is better)"
-    )
+    numbers = " · ".join(f"{m.name} **{scores[m.name]:.3f}** ({m.direction})" for m in METRICS)
+    return f"Faithfulness (AOPC over the top 10 to 100% tokens): {numbers}"
 
 
 def head_highlights(explanation: Explanation, layer: int, head: int) -> list[tuple[str, float | None]]:
