@@ -1,0 +1,153 @@
+"""Cheap, unbiased estimates of IG and SV scores: training labels for empirical explainers.
+
+Stochastic amortization (Covert et al., NeurIPS 2024): an explainer trained with MSE on noisy but
+*unbiased* labels converges to the same function as with exact ones, and at equal compute many noisy
+labels beat few exact ones.
+
+- **IG, one node**: Integrated Gradients with ``s`` Gauss-Legendre steps is ``sum_i w_i g_i`` with
+  ``g_i = (e(x) - e(x')) . grad f(e(x') + a_i (e(x) - e(x')))`` (the embedding layer's output ``e``,
+  summed over the hidden dimension). Drawing node ``i`` with probability ``w_i`` (the weights sum to
+  1) gives ``g_i``, whose expectation is that sum: IG with ``s`` steps itself, for one forward and
+  backward pass. ``draws = k`` averages ``k`` such draws.
+- **SV, one permutation**: the marginal contributions of the tokens along one uniformly random
+  permutation (``n + 1`` passes for ``n`` tokens) have the Shapley values as expectation. The
+  antithetic second permutation is the first one reversed.
+
+Both use the attribution methods' own baseline (non-special tokens replaced by the pad token, special
+tokens and pads kept) and explain the given target classes, so they estimate exactly what the ``ig``
+and ``sv`` explainers compute.
+"""
+
+from __future__ import annotations
+
+import torch
+from captum.attr._utils.approximation_methods import approximation_parameters
+
+from empexp import layers
+from empexp.classifier import Classifier, pad_baseline
+
+
+def gauss_legendre(steps: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """Captum's Gauss-Legendre rule on ``[0, 1]`` with ``steps`` nodes: ``(alphas, weights)``, weights summing to 1."""
+    weights, alphas = approximation_parameters("gausslegendre")
+    return torch.tensor(alphas(steps), dtype=torch.float64), torch.tensor(weights(steps), dtype=torch.float64)
+
+
+def draw_nodes(rows: int, draws: int, *, steps: int = 20, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(rows, draws)`` node indices, each drawn with probability equal to its weight."""
+    _, weights = gauss_legendre(steps)
+    return torch.multinomial(weights.expand(rows, -1), draws, replacement=True, generator=generator)
+
+
+class _Stop(Exception):
+    """Raised by a hook once the embedding layer's output is captured: the rest of the pass is not needed."""
+
+
+def _embedding_output(classifier: Classifier, batch: dict[str, torch.Tensor], input_ids: torch.Tensor) -> torch.Tensor:
+    """The output of the layer IG attributes to, for ``input_ids`` with ``batch``'s other inputs."""
+    captured = []
+
+    def grab(_module, _inputs, output):
+        captured.append(output)
+        raise _Stop
+
+    handle = layers.embedding_layer(classifier.model).register_forward_hook(grab)
+    try:
+        with torch.no_grad():
+            classifier.forward(input_ids, *classifier.model_inputs(batch))
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return captured[0]
+
+
+def ig_node_estimates(
+    classifier: Classifier,
+    batch: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    nodes: torch.Tensor,
+    *,
+    steps: int = 20,
+) -> torch.Tensor:
+    """``(batch, tokens)`` averages over ``nodes`` ``(batch, k)`` of the one-node IG estimates ``g_i``.
+
+    With ``nodes`` from :func:`draw_nodes` the result is an unbiased estimate of IG with ``steps``
+    Gauss-Legendre steps; ``k`` nodes cost ``k`` forward and backward passes per text (plus two
+    embedding lookups), run as one batch.
+    """
+    alphas, _ = gauss_legendre(steps)
+    rows, draws = nodes.shape
+    special = batch["special_tokens_mask"]
+    baseline_ids = pad_baseline(batch["input_ids"], special, classifier.tokenizer.pad_token_id)
+    original = _embedding_output(classifier, batch, batch["input_ids"])
+    baseline = _embedding_output(classifier, batch, baseline_ids)
+    flip = layers.sequence_first(classifier.model)
+    if flip:  # XLNet's word embeddings come out sequence-first
+        original, baseline = original.transpose(0, 1), baseline.transpose(0, 1)
+    alpha = alphas.to(original.dtype).to(original.device)[nodes].reshape(-1, 1, 1)  # (rows * k, 1, 1)
+    difference = (original - baseline).repeat_interleave(draws, dim=0)
+    points = (baseline.repeat_interleave(draws, dim=0) + alpha * difference).requires_grad_(True)
+    repeated = {key: value.repeat_interleave(draws, dim=0) for key, value in batch.items() if key != "logits"}
+
+    def replace(_module, _inputs, _output):
+        return points.transpose(0, 1) if flip else points
+
+    handle = layers.embedding_layer(classifier.model).register_forward_hook(replace)
+    try:
+        with torch.enable_grad():
+            logits = classifier.forward(repeated["input_ids"], *classifier.model_inputs(repeated))
+            picked = logits.gather(1, targets.repeat_interleave(draws).view(-1, 1)).sum()
+            (gradient,) = torch.autograd.grad(picked, points)
+    finally:
+        handle.remove()
+    scores = (gradient * difference).sum(-1).view(rows, draws, -1).mean(1)
+    return scores.masked_fill(special, 0.0).detach()
+
+
+def sv_permutation_estimates(
+    classifier: Classifier, batch: dict[str, torch.Tensor], targets: torch.Tensor, permutations: torch.Tensor
+) -> torch.Tensor:
+    """``(batch, tokens)`` averages of the marginal contributions along ``permutations``.
+
+    ``permutations`` ``(batch, k, n)`` orders each text's ``n`` real (non-special) tokens by their rank
+    among them; every text of the batch must have ``n`` real tokens. Each permutation costs ``n + 1``
+    passes (the prefixes of the order, from the baseline to the input), run as one batch per text.
+    """
+    special = batch["special_tokens_mask"]
+    pad = classifier.tokenizer.pad_token_id
+    rows, draws, n = permutations.shape
+    real_positions = [torch.nonzero(~row).squeeze(-1) for row in special]
+    if any(len(p) != n for p in real_positions):
+        raise ValueError("every text of the batch needs as many real tokens as the permutations order")
+    scores = torch.zeros(special.shape, dtype=torch.float32, device=special.device)
+    for row in range(rows):
+        positions = real_positions[row][permutations[row]]  # (k, n): token positions in order of arrival
+        # Prefix j of a permutation holds its first j tokens; every other real token is the pad token.
+        arrived = torch.zeros(draws, n + 1, special.shape[1], dtype=torch.bool, device=special.device)
+        for j in range(1, n + 1):
+            arrived[:, j] = arrived[:, j - 1]
+            arrived[torch.arange(draws), j, positions[:, j - 1]] = True
+        ids = batch["input_ids"][row]
+        inputs = torch.where(arrived | special[row], ids, torch.full_like(ids, pad)).view(-1, special.shape[1])
+        single = {key: value[row : row + 1].expand(len(inputs), -1) for key, value in batch.items() if key != "logits"}
+        with torch.no_grad():
+            values = classifier.forward(inputs, *classifier.model_inputs({**single, "input_ids": inputs}))
+        values = values[:, targets[row]].float().view(draws, n + 1)
+        gains = values[:, 1:] - values[:, :-1]  # (k, n): the j-th arrival's contribution
+        contribution = torch.zeros(draws, special.shape[1], device=special.device)
+        contribution.scatter_(1, positions, gains)
+        scores[row] = contribution.mean(0)
+    return scores
+
+
+def draw_permutations(
+    rows: int, n: int, draws: int, *, antithetic: bool = True, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``(rows, draws, n)`` uniformly random orders of ``n`` tokens; with ``antithetic``, every second
+    order is the previous one reversed."""
+    fresh = -(-draws // 2) if antithetic else draws
+    orders = torch.rand(rows, fresh, n, generator=generator).argsort(-1)
+    if antithetic:
+        orders = torch.stack([orders, orders.flip(-1)], dim=2).view(rows, 2 * fresh, n)
+    return orders[:, :draws]
