@@ -21,7 +21,7 @@ from huggingface_hub.utils import validate_repo_id
 from empexp.classifier import DEFAULT_NAME
 from empexp.convergence import load_curve
 from empexp.diffmask import METRICS as DIFFMASK_METRICS
-from empexp.diffmask import point_names
+from empexp.diffmask import point_names, validation_markdown
 from empexp.empirical import METHOD_LONG, TRAINING_METRICS
 from empexp.errors import ModelLoadError
 
@@ -210,22 +210,21 @@ def _empirical_context(folder: Path, config: dict, dataset: str, classifier: str
 
 def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str | None):
     metrics = read_json(folder / DIFFMASK_METRICS)
-    rows, results = [], []
+    results = []
     if metrics:
-        names = point_names(len(metrics["kl"]))
-        rows = list(zip(names, metrics["kl"], metrics["agreement"], metrics["kept"]))
-        for name, kl, agreement, kept in rows:
+        measured = [("kl_divergence", "sampled_kl", "sampled KL"), ("agreement", "agreement", "agreement")]
+        measured.append(("fraction_kept", "kept", "fraction kept"))
+        for i, name in enumerate(point_names(len(metrics["kl"]))):
             results += [
-                _result(dataset, "token-attribution", "kl_divergence", kl, f"KL ({name})"),
-                _result(dataset, "token-attribution", "agreement", agreement, f"agreement ({name})"),
-                _result(dataset, "token-attribution", "fraction_kept", kept, f"fraction kept ({name})"),
+                _result(dataset, "token-attribution", kind, metrics[key][i], f"{label} ({name})")
+                for kind, key, label in measured
             ]
     variant = config["variant"]
     context = {
         "title": f"diffmask-{variant}: DiffMask probes",
         "variant": variant,
         "margin": config["margin"],
-        "rows": rows,
+        "table": metrics and validation_markdown(metrics),
         "texts": metrics and metrics["texts"],
         "step": metrics and metrics["step"],
         "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])

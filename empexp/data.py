@@ -45,3 +45,21 @@ def select_texts(texts: Sequence[str], *, limit: int | None = None, min_words: i
     distinct = [t for t in dict.fromkeys(texts) if t.strip() and len(t.split()) >= min_words]
     random.Random(seed).shuffle(distinct)
     return distinct[:limit]
+
+
+def pseudo_documents(
+    texts: Sequence[str], count: int, *, words: tuple[int, int] = (50, 300), min_words: int = 5, seed: int = 0
+) -> list[str]:
+    """``count`` long texts, each of randomly drawn texts of at least ``min_words`` words joined until it
+    reaches a length drawn uniformly from ``words`` (50-300 words: roughly 60-400 word pieces)."""
+    rng = random.Random(seed)
+    pool = [t for t in dict.fromkeys(texts) if len(t.split()) >= min_words]
+    documents = []
+    for _ in range(count):
+        goal, parts, length = rng.randint(*words), [], 0
+        while length < goal:
+            part = rng.choice(pool)
+            parts.append(part)
+            length += len(part.split())
+        documents.append(" ".join(parts))
+    return documents

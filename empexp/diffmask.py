@@ -1,22 +1,32 @@
 """DiffMask probes (De Cao et al., 2020, "How do decisions emerge across layers in neural models?").
 
-A probe per hook point (the word embeddings, the input of every layer, the last layer's output:
-``L + 2`` points) reads the classifier's hidden states and predicts, per token, a Hard Concrete gate.
+A probe per hook point reads the model's hidden states and predicts, per token, a Hard Concrete gate.
 Closed gates replace a token's state by a learned baseline vector. The probes learn to close as many
-gates as possible (expected L0) while the masked prediction stays close to the original one
-(``KL(original || masked) <= margin``), a constrained problem solved with one Lagrange multiplier per
-point. The classifier stays frozen.
+gates as possible while the masked prediction stays close to the original one
+(``KL(original || masked) <= margin``): a constrained problem, solved as the Lagrangian
+``mean(log E[L0]) + multiplier * (KL - margin)`` with one multiplier per point, minimised by the
+probes and maximised by the multiplier. The model stays frozen.
 
-- ``input`` variant: probe ``i`` reads ``concat(word embeddings, state i)``; the gates of probes
-  ``0..l`` multiply and always mask the word embeddings: which *input* tokens can be dropped given
+:class:`Gates` holds what does not depend on the model gated (probes, baselines, multipliers, the
+Lagrangian, the metrics); :class:`DiffMaskModel` applies it to a Hugging Face classifier, with
+``L + 2`` hook points (the word embeddings, the input of every layer, the last layer's output), and
+``empexp.toy`` to the paper's toy model.
+
+- ``input`` variant: probe ``i`` reads ``concat(state 0, state i)``; the gates of probes ``0..l``
+  multiply and always mask state 0 (the word embeddings): which *input* tokens can be dropped given
   what the model knows at depth ``l``.
 - ``hidden`` variant: probe ``l`` reads state ``l`` and masks state ``l``: which tokens' states at
   depth ``l`` the rest of the model does not need.
 
-Special tokens are never gated (as in the pad baseline of the attribution methods). Differences from
-the paper's code: one baseline vector per hook point instead of one per position (any length works;
-positions are added after the word embeddings anyway), and torch's own RMSprop instead of its
-Lookahead wrapper.
+As in the paper and its authors' code: gate predictor ``tanh(MLP) * 10 + bias`` with weight norm and
+the bias starting at 5 (here the last layer starts at zero as well, so every gate starts open and the
+masked model starts equal to the original); Hard Concrete with temperature 0.2 and stretch
+``(-0.2, 1.0)``; the L0 term is the mean *log* probability of keeping a token; the multipliers start at 1,
+take gradient-ascent steps with RMSprop wrapped in Lookahead (k = 6, alpha = 0.5) and are clipped to
+``[0, 200]``; each step trains the probe(s) and the multiplier of one sampled point only. Differences:
+one baseline vector per hook point instead of one per position (any length works), special tokens
+([CLS], [SEP]) are not gated unless ``gate_special`` (the paper gates them), and torch's RMSprop for
+the probes without Lookahead.
 """
 
 from __future__ import annotations
@@ -42,6 +52,13 @@ METRICS = "diffmask_metrics.json"
 TEMPERATURE = 0.2
 STRETCH = (-0.2, 1.0)
 """The interval ``(l, r)`` a binary concrete sample is stretched to before clamping to ``[0, 1]``."""
+MULTIPLIER_RANGE = (0.0, 200.0)
+MEASURES = ("kl", "agreement", "sampled_kl", "kept", "l0")
+"""Per text and hook point, from :meth:`Gates.measure`: KL and agreement with deterministic gates,
+KL with sampled gates, fraction of gated tokens whose deterministic gate is not 0, mean keep probability."""
+
+RunMasked = Callable[[int, torch.Tensor], torch.Tensor]
+"""``(point, gates (batch, tokens)) -> logits`` of the model with those gates applied at that point."""
 
 
 class HardConcrete:
@@ -75,17 +92,18 @@ class HardConcrete:
 class Probe(nn.Module):
     """The paper's gate predictor: weight-normed ``Linear -> tanh -> Linear -> tanh``, scaled, plus a bias.
 
-    The bias starts at 5 (with a scale of 10), so every gate starts open and the probes learn what to close.
+    The bias starts at 5 and the last layer at zero, so every gate starts open (keep probability
+    0.995) and the masked model starts as the original: the probes learn what to close.
     """
 
     def __init__(self, in_features: int, hidden: int, scale: float = 10.0, bias: float = 5.0):
         super().__init__()
-        self.net = nn.Sequential(
-            weight_norm(nn.Linear(in_features, hidden)),
-            nn.Tanh(),
-            weight_norm(nn.Linear(hidden, 1)),
-            nn.Tanh(),
-        )
+        last = nn.Linear(hidden, 1)
+        nn.init.zeros_(last.bias)
+        last = weight_norm(last)
+        with torch.no_grad():
+            last.parametrizations.weight.original0.zero_()  # the norm g: weights zero, gradients still reach g
+        self.net = nn.Sequential(weight_norm(nn.Linear(in_features, hidden)), nn.Tanh(), last, nn.Tanh())
         self.scale = scale
         self.bias = nn.Parameter(torch.tensor(bias))
 
@@ -93,55 +111,282 @@ class Probe(nn.Module):
         return self.net(features).squeeze(-1) * self.scale + self.bias
 
 
+class LookaheadRMSprop(torch.optim.RMSprop):
+    """RMSprop whose weights are pulled half-way back to a slow copy every ``k`` of their own steps.
+
+    Lookahead (Zhang et al., 2019), as the paper's code uses for the multipliers. Steps are counted per
+    parameter, and parameters without a gradient are skipped entirely (no step, no count), so a
+    multiplier only moves on the steps that sampled its point. The slow copies live in the optimiser's
+    state, so they are checkpointed with it.
+    """
+
+    def __init__(self, params, *, k: int = 6, alpha: float = 0.5, **kwargs):
+        super().__init__(params, **kwargs)
+        self.k = k
+        self.alpha = alpha
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        before = {p: p.detach().clone() for group in self.param_groups for p in group["params"] if p.grad is not None}
+        loss = super().step(closure)
+        for p, old in before.items():
+            state = self.state[p]
+            slow = state.setdefault("slow", old)
+            state["fast_steps"] = state.get("fast_steps", 0) + 1
+            if state["fast_steps"] % self.k == 0:
+                slow.add_(p - slow, alpha=self.alpha)
+                p.copy_(slow)
+        return loss
+
+
+class Gates(nn.Module):
+    """Probes, baselines and Lagrange multipliers for a model's hook points, whatever the model.
+
+    Args:
+        sizes: the width of each hook point's state, in order.
+        variant: ``"input"`` or ``"hidden"`` (see the module docstring).
+        margin: the KL divergence allowed between the original and the masked prediction.
+        baselines: initial baseline vectors: one for point 0 (input variant) or one per point (hidden).
+        probe_size: width of each probe's hidden layer.
+        gate_special: gate special tokens too (only padding is never gated).
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        *,
+        variant: Variant,
+        margin: float,
+        baselines: Sequence[torch.Tensor],
+        probe_size: int,
+        gate_special: bool = False,
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.variant = variant
+        self.margin = margin
+        self.gate_special = gate_special
+        inputs = [sizes[0] + size for size in sizes] if variant == "input" else list(sizes)
+        self.probes = nn.ModuleList(Probe(size, probe_size) for size in inputs)
+        self.baselines = nn.ParameterList(nn.Parameter(vector.detach().clone()) for vector in baselines)
+        # One scalar per point, so that a step that never reached a point leaves its multiplier (and
+        # its optimiser state) alone.
+        self.multipliers = nn.ParameterList(nn.Parameter(torch.tensor(1.0)) for _ in sizes)
+
+    @property
+    def points(self) -> int:
+        return len(self.probes)
+
+    def used_points(self, point: int) -> list[int]:
+        """The probes whose gates decide what is masked at ``point``."""
+        return list(range(point + 1)) if self.variant == "input" else [point]
+
+    def ungated(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(batch, tokens)``: True where no gate applies (padding; special tokens unless ``gate_special``)."""
+        return batch["attention_mask"] == 0 if self.gate_special else batch["special_tokens_mask"]
+
+    def gate_logits(self, states: Sequence[torch.Tensor], points: Sequence[int] | None = None) -> torch.Tensor:
+        """Gate logits ``(batch, tokens, len(points))`` of the probes at ``points`` (default: all)."""
+        points = range(self.points) if points is None else points
+        if self.variant == "input":
+            features = [torch.cat([states[0], states[p]], dim=-1) for p in points]
+        else:
+            features = [states[p] for p in points]
+        return torch.stack([self.probes[p](f) for p, f in zip(points, features)], dim=-1)
+
+    def log_keep(self, logits: torch.Tensor) -> torch.Tensor:
+        """``log P(token kept)`` per point: for the input variant, every gate up to the point must be open."""
+        log_keep = HardConcrete(logits).log_expected_l0()
+        return log_keep.cumsum(-1) if self.variant == "input" else log_keep
+
+    def keep_probabilities(self, logits: torch.Tensor, ungated: torch.Tensor) -> torch.Tensor:
+        """``P(gate != 0)`` per token and point ``(batch, tokens, points)``; 1 where no gate applies."""
+        return self.log_keep(logits).exp().masked_fill(ungated.unsqueeze(-1), 1.0)
+
+    def gates(self, logits: torch.Tensor, ungated: torch.Tensor, *, sample: bool) -> torch.Tensor:
+        """Gates ``(batch, tokens, points)``: sampled (training) or deterministic (evaluation)."""
+        dist = HardConcrete(logits)
+        gates = dist.rsample() if sample else dist.deterministic()
+        if self.variant == "input":
+            gates = gates.cumprod(-1)
+        return gates.masked_fill(ungated.unsqueeze(-1), 1.0)
+
+    def masked_point(self, point: int) -> int:
+        """Where the gates of ``point`` are applied: always the input for the input variant."""
+        return 0 if self.variant == "input" else point
+
+    def mask(self, state: torch.Tensor, gates: torch.Tensor, point: int) -> torch.Tensor:
+        """``state`` with closed gates ``(batch, tokens)`` replaced by the baseline of the masked point."""
+        baseline = self.baselines[0 if self.variant == "input" else point]
+        keep = gates.unsqueeze(-1)
+        return state * keep + baseline * (1.0 - keep)
+
+    def lagrangian(
+        self,
+        original: torch.Tensor,
+        states: Sequence[torch.Tensor],
+        ungated: torch.Tensor,
+        point: int,
+        run_masked: RunMasked,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``mean(log E[L0] + multiplier * (KL - margin))`` at ``point`` for one batch, and its parts.
+
+        Gates are sampled; only the probes and the multiplier that ``point`` uses enter the graph.
+        """
+        logits = self.gate_logits(states, self.used_points(point))
+        gates = self.gates(logits, ungated, sample=True)[..., -1]
+        kl = kl_divergence(original, run_masked(point, gates))
+        gated = (~ungated).float()
+        count = gated.sum(-1).clamp(min=1.0)
+        log_keep = self.log_keep(logits)[..., -1]
+        log_l0 = (log_keep * gated).sum(-1) / count
+        multiplier = self.multipliers[point]
+        loss = (log_l0 + multiplier * (kl - self.margin)).mean()
+        l0 = ((log_keep.exp() * gated).sum(-1) / count).mean()
+        return loss, {"kl": kl.mean().item(), "l0": l0.item(), "multiplier": multiplier.item()}
+
+    def clamp_multipliers(self) -> None:
+        """Keep the multipliers in ``[0, 200]`` after each ascent step, as the paper does."""
+        with torch.no_grad():
+            for multiplier in self.multipliers:
+                multiplier.clamp_(*MULTIPLIER_RANGE)
+
+    @torch.no_grad()
+    def measure(
+        self,
+        original: torch.Tensor,
+        states: Sequence[torch.Tensor],
+        ungated: torch.Tensor,
+        run_masked: RunMasked,
+        *,
+        seed: int = 0,
+        samples: int = 1,
+    ) -> dict[str, torch.Tensor]:
+        """Per text and point ``(batch, points)``: the :data:`MEASURES`; plus ``keep`` and ``gates``
+        ``(batch, tokens, points)``, the keep probabilities and the deterministic gates.
+
+        ``sampled_kl`` averages ``samples`` draws of the gates per text. They come from torch's random
+        state seeded with ``seed`` in a fork, so measuring neither depends on nor disturbs the caller's.
+        """
+        logits = self.gate_logits(states)
+        gates = self.gates(logits, ungated, sample=False)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            sampled = [self.gates(logits, ungated, sample=True) for _ in range(samples)]
+        keep = self.keep_probabilities(logits, ungated)
+        gated = (~ungated).float()
+        count = gated.sum(-1).clamp(min=1.0)
+        results: dict[str, list[torch.Tensor]] = {name: [] for name in MEASURES}
+        for point in range(self.points):
+            masked = run_masked(point, gates[..., point])
+            results["kl"].append(kl_divergence(original, masked))
+            results["agreement"].append((masked.argmax(-1) == original.argmax(-1)).float())
+            draws = [kl_divergence(original, run_masked(point, draw[..., point])) for draw in sampled]
+            results["sampled_kl"].append(torch.stack(draws).mean(0))
+            results["kept"].append(((gates[..., point] > 0).float() * gated).sum(-1) / count)
+            results["l0"].append((keep[..., point] * gated).sum(-1) / count)
+        return {**{k: torch.stack(v, -1) for k, v in results.items()}, "keep": keep, "gates": gates}
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """What is saved: probes and baselines (the multipliers only matter during training)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("multipliers")}
+
+
+def probe_optimisers(
+    gates: Gates, *, lr: float, baseline_lr: float, multiplier_lr: float, warmup_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.optim.Optimizer]:
+    """The optimisers of DiffMask training, as in the paper's code.
+
+    Probes and baselines: centred RMSprop, its learning rate warmed up linearly over ``warmup_steps``
+    (RMSprop's first steps, its running average still near zero, are large). Multipliers: gradient
+    ascent with :class:`LookaheadRMSprop`. Returns ``(optimiser, scheduler, ascent)``.
+    """
+    groups = [
+        {"params": list(gates.probes.parameters()), "lr": lr},
+        {"params": list(gates.baselines.parameters()), "lr": baseline_lr},
+    ]
+    optimiser = torch.optim.RMSprop(groups, centered=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / max(1, warmup_steps)))
+    ascent = LookaheadRMSprop(list(gates.multipliers), lr=multiplier_lr, maximize=True)
+    return optimiser, scheduler, ascent
+
+
+def better(candidate: dict[str, list[float]], best: dict[str, list[float]] | None, margin: float) -> bool:
+    """The checkpoint rule: within the margin at every point, and a lower mean keep rate than ``best``.
+
+    Within the margin means the sampled-gate KL's upper bound, mean + 2 standard errors over the
+    validation texts (``sampled_kl_se``), is at most ``margin``: the Lagrangian holds the KL *at* the
+    margin, so a checkpoint that is within it only by the luck of its validation sample would not
+    be on new texts.
+    """
+    upper = [kl + 2 * se for kl, se in zip(candidate["sampled_kl"], candidate["sampled_kl_se"])]
+    if max(upper) > margin:
+        return False
+    return best is None or sum(candidate["l0"]) < sum(best["l0"])
+
+
+def summary(values: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+    """Per point, the mean over texts of each of the :data:`MEASURES` in ``values`` ``(texts, points)``,
+    and ``sampled_kl_se``, the standard error of the sampled KL's mean."""
+    means = {key: [round(x, 6) for x in values[key].mean(0).tolist()] for key in MEASURES}
+    se = values["sampled_kl"].std(0) / len(values["sampled_kl"]) ** 0.5
+    return {**means, "sampled_kl_se": [round(x, 6) for x in se.tolist()]}
+
+
+def kl_divergence(original: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """``KL(softmax(original) || softmax(masked))`` per row."""
+    return F.kl_div(masked.log_softmax(-1), original.log_softmax(-1), log_target=True, reduction="none").sum(-1)
+
+
 class DiffMaskModel(
-    nn.Module,
+    Gates,
     AddedWeights,
     library_name="empexp",
     tags=["empexp", "diffmask", "explainability", "text-classification"],
 ):
-    """DiffMask probes for every hook point of one classifier.
+    """DiffMask probes for every hook point of one classifier (``L + 2`` points, see the module docstring).
 
     Args:
         classifier: the classifier probed; its identity must match ``explains``.
         explains: :meth:`Classifier.identity` of the classifier the probes were trained for.
-        variant: ``"input"`` or ``"hidden"`` (see the module docstring).
+        variant: ``"input"`` or ``"hidden"``.
         margin: the KL divergence allowed between the original and the masked prediction.
+        gate_special: gate [CLS]/[SEP] too, as the paper does (default: they are always kept).
 
     Raises:
         ModelLoadError: ``classifier`` is not the one in ``explains``.
         ValueError: an unknown ``variant``.
     """
 
-    def __init__(self, classifier: Classifier, *, explains: dict, variant: Variant = "input", margin: float = 0.1):
-        super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        explains: dict,
+        variant: Variant = "input",
+        margin: float = 0.1,
+        gate_special: bool = False,
+    ):
         check_identity(explains, classifier)
-        self.explains = explains
-        self.variant = variant
-        self.margin = margin
         model = classifier.model
         sizes = layers.hidden_sizes(model)
-        hidden = max(1, model.config.hidden_size // 4)
-        inputs = [sizes[0] + size for size in sizes] if variant == "input" else sizes
-        self.probes = nn.ModuleList(Probe(size, hidden) for size in inputs)
         words = model.get_input_embeddings().weight
         tokenizer = classifier.tokenizer
         token = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.unk_token_id
-        start = words[token].detach().clone() if token is not None else torch.zeros(sizes[0])
-        if variant == "input":
-            self.baselines = nn.ParameterList([nn.Parameter(start)])
-        else:
-            # As in the paper's hidden-state gates: Xavier-initialised, except the word embeddings'.
-            rest = [nn.init.xavier_normal_(torch.empty(1, size))[0] for size in sizes[1:]]
-            self.baselines = nn.ParameterList(nn.Parameter(vector) for vector in [start, *rest])
-        self.multipliers = nn.Parameter(torch.ones(len(sizes)))
-        """Lagrange multipliers, one per hook point: trained by gradient ascent, kept in ``[0, 200]``."""
+        start = words[token].detach() if token is not None else torch.zeros(sizes[0])
+        # As in the paper's hidden-state gates: Xavier-initialised, except the word embeddings'.
+        rest = [nn.init.xavier_normal_(torch.empty(1, size))[0] for size in sizes[1:]]
+        super().__init__(
+            sizes,
+            variant=variant,
+            margin=margin,
+            baselines=[start] if variant == "input" else [start, *rest],
+            probe_size=max(1, model.config.hidden_size // 4),
+            gate_special=gate_special,
+        )
+        self.explains = explains
         self.to(classifier.device)
-
-    @property
-    def points(self) -> int:
-        return len(self.probes)
 
     def states(
         self, classifier: Classifier, batch: dict[str, torch.Tensor], hidden_states: Sequence[torch.Tensor]
@@ -152,102 +397,36 @@ class DiffMaskModel(
         """
         return [classifier.model.get_input_embeddings()(batch["input_ids"]), *hidden_states]
 
-    def gate_logits(self, states: list[torch.Tensor]) -> torch.Tensor:
-        """Gate logits ``(batch, tokens, points)`` from the hook points' states."""
-        features = states
-        if self.variant == "input":
-            features = [torch.cat([states[0], state], dim=-1) for state in states]
-        return torch.stack([probe(f) for probe, f in zip(self.probes, features)], dim=-1)
-
-    def keep_probabilities(self, logits: torch.Tensor, special_tokens_mask: torch.Tensor) -> torch.Tensor:
-        """``P(gate != 0)`` per token and point ``(batch, tokens, points)``; special tokens are always kept (1).
-
-        For the input variant a token is kept at point ``l`` only if all gates ``0..l`` are open.
-        """
-        log_keep = HardConcrete(logits).log_expected_l0()
-        if self.variant == "input":
-            log_keep = log_keep.cumsum(-1)
-        return log_keep.exp().masked_fill(special_tokens_mask.unsqueeze(-1), 1.0)
-
-    def gates(self, logits: torch.Tensor, special_tokens_mask: torch.Tensor, *, sample: bool) -> torch.Tensor:
-        """Gates ``(batch, tokens, points)``: sampled (training) or deterministic (evaluation)."""
-        dist = HardConcrete(logits)
-        gates = dist.rsample() if sample else dist.deterministic()
-        if self.variant == "input":
-            gates = gates.cumprod(-1)
-        return gates.masked_fill(special_tokens_mask.unsqueeze(-1), 1.0)
-
     def masked_logits(
         self, classifier: Classifier, batch: dict[str, torch.Tensor], point: int, gates: torch.Tensor
     ) -> torch.Tensor:
-        """The classifier's logits with ``gates`` ``(batch, tokens)`` applied at ``point`` (gradients flow)."""
-        where, baseline = (0, self.baselines[0]) if self.variant == "input" else (point, self.baselines[point])
-        keep = gates.unsqueeze(-1)
-
-        def mask(state: torch.Tensor) -> torch.Tensor:
-            return state * keep + baseline * (1.0 - keep)
-
-        with layers.replaced_states(classifier.model, {where: mask}):
+        """The classifier's logits with ``gates`` ``(batch, tokens)`` of ``point`` applied (gradients flow)."""
+        where = self.masked_point(point)
+        with layers.replaced_states(classifier.model, {where: lambda state: self.mask(state, gates, point)}):
             return classifier.forward(batch["input_ids"], *classifier.model_inputs(batch))
+
+    def _pass(self, classifier: Classifier, batch: dict[str, torch.Tensor]):
+        original, hidden_states = classifier.logits_and_hidden_states(batch)
+        with torch.no_grad():
+            states = self.states(classifier, batch, hidden_states)
+        return original, states, lambda point, gates: self.masked_logits(classifier, batch, point, gates)
 
     def forward(
         self, classifier: Classifier, batch: dict[str, torch.Tensor], point: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The Lagrangian at ``point`` for one batch, ``mean(E[L0] + multiplier * (KL - margin))``, and its parts.
+        """The Lagrangian at ``point`` for one batch and its parts (see :meth:`Gates.lagrangian`).
 
-        Minimised by the probes and baselines, maximised by the multiplier (its optimiser must use
-        ``maximize=True``). Gates are sampled; the classifier must not require gradients.
+        Minimised by the probes and baselines, maximised by the multiplier; the classifier must not
+        require gradients.
         """
-        original, hidden_states = classifier.logits_and_hidden_states(batch)
-        with torch.no_grad():
-            states = self.states(classifier, batch, hidden_states)
-        logits = self.gate_logits(states)
-        special = batch["special_tokens_mask"]
-        gates = self.gates(logits, special, sample=True)[..., point]
-        masked = self.masked_logits(classifier, batch, point, gates)
-        kl = kl_divergence(original, masked)
-        real = (~special).float()
-        keep = self.keep_probabilities(logits, special)[..., point]
-        expected_l0 = (keep * real).sum(-1) / real.sum(-1).clamp(min=1.0)
-        multiplier = self.multipliers[point]
-        loss = (expected_l0 + multiplier * (kl - self.margin)).mean()
-        return loss, {"kl": kl.mean().item(), "expected_l0": expected_l0.mean().item(), "multiplier": multiplier.item()}
-
-    def clamp_multipliers(self) -> None:
-        """Keep the multipliers in ``[0, 200]`` after each ascent step, as the paper does."""
-        with torch.no_grad():
-            self.multipliers.clamp_(0.0, 200.0)
+        original, states, run_masked = self._pass(classifier, batch)
+        return self.lagrangian(original, states, self.ungated(batch), point, run_masked)
 
     @torch.no_grad()
     def evaluate(self, classifier: Classifier, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per instance and point, with deterministic gates: KL, agreement of predictions, fraction kept.
-
-        Returns tensors of shape ``(batch, points)`` under ``kl``, ``agreement`` (1 where the masked
-        prediction equals the original) and ``kept`` (fraction of real tokens whose gate is not 0),
-        plus ``keep`` and ``gates`` ``(batch, tokens, points)``: keep probabilities and the gates used.
-        """
-        original, hidden_states = classifier.logits_and_hidden_states(batch)
-        logits = self.gate_logits(self.states(classifier, batch, hidden_states))
-        special = batch["special_tokens_mask"]
-        gates = self.gates(logits, special, sample=False)
-        real = (~special).float()
-        kl, agreement, kept = [], [], []
-        for point in range(self.points):
-            masked = self.masked_logits(classifier, batch, point, gates[..., point])
-            kl.append(kl_divergence(original, masked))
-            agreement.append((masked.argmax(-1) == original.argmax(-1)).float())
-            kept.append(((gates[..., point] > 0).float() * real).sum(-1) / real.sum(-1).clamp(min=1.0))
-        return {
-            "kl": torch.stack(kl, -1),
-            "agreement": torch.stack(agreement, -1),
-            "kept": torch.stack(kept, -1),
-            "keep": self.keep_probabilities(logits, special),
-            "gates": gates,
-        }
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """What is saved: probes and baselines (the multipliers only matter during training)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("multipliers")}
+        """:meth:`Gates.measure` on one batch, plus the classifier's ``predicted`` class per text."""
+        original, states, run_masked = self._pass(classifier, batch)
+        return {**self.measure(original, states, self.ungated(batch), run_masked), "predicted": original.argmax(-1)}
 
 
 @torch.no_grad()
@@ -256,25 +435,25 @@ def validation(
     classifier: Classifier,
     batches: Iterable[dict[str, torch.Tensor]],
     gather: Callable[[torch.Tensor], torch.Tensor] = lambda values: values,
-) -> dict[str, list[float]]:
-    """Mean KL, agreement and fraction kept per hook point over ``batches`` (deterministic gates).
+) -> dict[str, list]:
+    """:func:`summary` of the probes over ``batches``, and the label-leakage check.
 
+    ``l0_by_class[c][p]`` is the mean keep probability at point ``p`` over texts predicted as class
+    ``c``: probes that encode the prediction in how much they keep show different rows.
     ``gather`` collects each batch's values from all processes (``accelerator.gather_for_metrics``).
     """
-    sums: dict[str, torch.Tensor] = {}
-    count = 0
+    rows: dict[str, list[torch.Tensor]] = {key: [] for key in (*MEASURES, "predicted")}
     for batch in batches:
         results = model.evaluate(classifier, batch)
-        for key in ("kl", "agreement", "kept"):
-            values = gather(results[key])
-            sums[key] = sums.get(key, 0) + values.sum(0)
-        count += len(values)  # rows of this batch over all processes
-    return {key: [round(v, 6) for v in (total / count).tolist()] for key, total in sums.items()}
-
-
-def kl_divergence(original: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-    """``KL(softmax(original) || softmax(masked))`` per row."""
-    return F.kl_div(masked.log_softmax(-1), original.log_softmax(-1), log_target=True, reduction="none").sum(-1)
+        for key in rows:
+            rows[key].append(gather(results[key]))
+    values = {key: torch.cat(v) for key, v in rows.items()}
+    predicted = values.pop("predicted")
+    by_class = [
+        [round(x, 6) for x in values["l0"][predicted == c].mean(0).tolist()] if (predicted == c).any() else None
+        for c in range(len(classifier.labels))
+    ]
+    return {**summary(values), "l0_by_class": by_class, "texts": len(predicted)}
 
 
 def load_diffmask(name_or_path: str | Path, classifier: Classifier, *, revision: str | None = None) -> DiffMaskModel:
@@ -284,6 +463,23 @@ def load_diffmask(name_or_path: str | Path, classifier: Classifier, *, revision:
         ModelLoadError: nothing loadable there, a corrupt file, or another classifier's probes.
     """
     return load_artefact(DiffMaskModel, name_or_path, classifier, revision=revision, what="DiffMask probes")
+
+
+def validation_markdown(metrics: dict) -> str:
+    """A Markdown table, one row per hook point, of what :func:`validation` measured (cards, app, benchmark)."""
+    names = point_names(len(metrics["kl"]))
+    by_class = metrics.get("l0_by_class") or []
+    lines = [
+        "| hook point | KL | sampled KL | agreement | fraction kept | keep rate | keep rate per predicted class |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, name in enumerate(names):
+        classes = " / ".join("-" if row is None else f"{row[i]:.3f}" for row in by_class)
+        lines.append(
+            f"| {name} | {metrics['kl'][i]:.4f} | {metrics['sampled_kl'][i]:.4f} | {metrics['agreement'][i]:.3f} | "
+            f"{metrics['kept'][i]:.3f} | {metrics['l0'][i]:.3f} | {classes} |"
+        )
+    return "\n".join(lines)
 
 
 def point_names(points: int) -> list[str]:

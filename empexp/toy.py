@@ -1,127 +1,268 @@
-"""DiffMask's toy task, where the right explanation is known: is digit ``n`` more frequent than ``m``?
+"""DiffMask's toy task (De Cao et al., 2020, Section 4), where the right mask is known.
 
-Each text is two query digits ``n m`` followed by a sequence of digits; the label says whether ``n``
-occurs in the sequence more often than ``m`` (ties are not generated). Only the occurrences of ``n``
-and ``m`` (queries included) matter, so probes that keep anything else keep something the model does
-not need. A word-level tokeniser (one token per digit) keeps tokens and digits aligned.
+Two query digits ``n != m`` and a sequence of 1-10 digits in which ``n`` and ``m`` each appear with
+probability 0.25 (the other eight share the rest; ties happen); the label says whether ``n`` occurs
+more often than ``m``. The model is the paper's: a per-position feed-forward layer, conditioned on
+the queries, maps each digit to 2 numbers; a one-way GRU reads them and a linear head decides. No
+position sees any other before the GRU, so at the feed-forward output (hook point 1) the only states
+the decision needs are those of the ``n`` and ``m`` occurrences: the ground-truth mask. At the digit
+embeddings (hook point 0) a probe cannot know the queries, so there is no ground truth to meet there
+(it has to keep every digit).
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+from tqdm.auto import tqdm
 
-from empexp.classifier import Classifier, EncodedText
-from empexp.diffmask import DiffMaskModel
+from empexp.diffmask import Gates, Variant, better, probe_optimisers, summary
 
-DIGITS = [str(d) for d in range(10)]
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-LABELS = ["n not more frequent", "n more frequent"]
-
-
-def make_examples(count: int, *, seed: int, lengths: tuple[int, int] = (10, 20)) -> tuple[list[str], list[int]]:
-    """``count`` toy texts and labels; the same ``seed`` gives the same examples."""
-    rng = random.Random(seed)
-    texts, labels = [], []
-    while len(texts) < count:
-        n, m = rng.sample(DIGITS, 2)
-        sequence = [rng.choice(DIGITS) for _ in range(rng.randint(*lengths))]
-        if sequence.count(n) == sequence.count(m):
-            continue
-        texts.append(" ".join([n, m, *sequence]))
-        labels.append(int(sequence.count(n) > sequence.count(m)))
-    return texts, labels
+DIGITS = 10
+MAX_LENGTH = 10
+MARGIN = 0.05
+POINT_NAMES = ["digit embeddings", "feed-forward output"]
+GATED_POINT = 1
+"""The hook point with a ground truth."""
+SAMPLES = 4
+"""Gate samples per text when measuring the sampled KL (the model is tiny; less noise costs little)."""
 
 
-def tokenizer() -> PreTrainedTokenizerFast:
-    """A BERT-style (``[CLS] ... [SEP]``) word-level tokeniser over the ten digits."""
-    vocab = {token: i for i, token in enumerate(SPECIALS + DIGITS)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=64,
-    )
+@dataclass(frozen=True)
+class ToyData:
+    """Toy examples as tensors: ``queries (N, 2)``, ``digits (N, 10)`` (0 after ``lengths``), ``labels (N,)``."""
+
+    queries: torch.Tensor
+    digits: torch.Tensor
+    lengths: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index) -> ToyData:
+        return ToyData(self.queries[index], self.digits[index], self.lengths[index], self.labels[index])
+
+    @property
+    def padding(self) -> torch.Tensor:
+        """``(N, 10)``: True after each sequence's end (never gated)."""
+        return torch.arange(self.digits.shape[1]) >= self.lengths.unsqueeze(1)
+
+    @property
+    def relevant(self) -> torch.Tensor:
+        """``(N, 10)``: True at the occurrences of ``n`` and ``m``, the ground truth."""
+        hits = (self.digits == self.queries[:, :1]) | (self.digits == self.queries[:, 1:])
+        return hits & ~self.padding
 
 
-def untrained_classifier(*, hidden_size: int = 64, layers: int = 3, heads: int = 4, seed: int = 0):
-    """A small randomly initialised BERT classifier for the toy task.
+def make_data(count: int, *, seed: int) -> ToyData:
+    """``count`` examples drawn as in the paper; the same ``seed`` gives the same examples."""
+    generator = torch.Generator().manual_seed(seed)
+    queries = torch.rand(count, DIGITS, generator=generator).argsort(-1)[:, :2]
+    probabilities = torch.full((count, DIGITS), 0.5 / (DIGITS - 2))
+    probabilities.scatter_(1, queries, 0.25)
+    digits = torch.multinomial(probabilities, MAX_LENGTH, replacement=True, generator=generator)
+    lengths = torch.randint(1, MAX_LENGTH + 1, (count,), generator=generator)
+    real = torch.arange(MAX_LENGTH) < lengths.unsqueeze(1)
+    counts = [((digits == queries[:, i : i + 1]) & real).sum(-1) for i in (0, 1)]
+    labels = (counts[0] > counts[1]).long()
+    return ToyData(queries, digits.masked_fill(~real, 0), lengths, labels)
 
-    Matching sequence digits to the queries is all the task asks, yet with BERT's usual small initial
-    weights (0.02) training sat at chance for thousands of steps, and so did two layers; three layers
-    with weights four times larger (``initializer_range=0.2``) and no dropout pass 90% in under a
-    thousand steps of AdamW at 1e-3 (found by trying these settings side by side).
+
+class ToyModel(nn.Module):
+    """The paper's toy classifier: query-conditioned per-position feed-forward (2 outputs), then a GRU."""
+
+    def __init__(self, size: int = 64):
+        super().__init__()
+        self.size = size
+        self.query_embeddings = nn.Embedding(DIGITS, size)
+        self.digit_embeddings = nn.Embedding(DIGITS, size)
+        self.encoder = nn.Sequential(nn.Linear(3 * size, size), nn.Tanh(), nn.Linear(size, 2))
+        self.gru = nn.GRU(2, size, batch_first=True)
+        self.head = nn.Linear(size, 2)
+
+    def forward(
+        self, data: ToyData, replace: dict[int, Callable[[torch.Tensor], torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits ``(N, 2)`` and the two hook points' states; ``replace[i]`` rewrites state ``i`` on the way."""
+        replace = replace or {}
+        digits = self.digit_embeddings(data.digits)
+        digits = replace[0](digits) if 0 in replace else digits
+        queries = self.query_embeddings(data.queries).flatten(1).unsqueeze(1).expand(-1, digits.shape[1], -1)
+        encoded = self.encoder(torch.cat([queries, digits], dim=-1))
+        encoded = replace[1](encoded) if 1 in replace else encoded
+        packed = pack_padded_sequence(encoded, data.lengths, batch_first=True, enforce_sorted=False)
+        _, last = self.gru(packed)
+        return self.head(last[0]), [digits, encoded]
+
+
+def accuracy(model: ToyModel, data: ToyData) -> float:
+    with torch.no_grad():
+        return (model(data)[0].argmax(-1) == data.labels).float().mean().item()
+
+
+def train_model(*, seed: int = 0, steps: int = 3000, batch_size: int = 128, lr: float = 3e-3) -> ToyModel:
+    """A toy classifier trained on fresh examples at every step (Adam, cosine-decayed learning rate).
+
+    Label smoothing (0.1) keeps it from becoming so confident that any change of its input is a large KL.
     """
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(SPECIALS) + len(DIGITS),
-        hidden_size=hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=4 * hidden_size,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        initializer_range=0.2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
+    model = ToyModel()
+    data = make_data(steps * batch_size, seed=10_000 + seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+    for step in tqdm(range(steps), desc="toy model", leave=False):
+        batch = data[step * batch_size : (step + 1) * batch_size]
+        loss = F.cross_entropy(model(batch)[0], batch.labels, label_smoothing=0.1)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        optimiser.zero_grad()
+    return model.eval().requires_grad_(False)
+
+
+class ToyDiffMask(Gates):
+    """DiffMask probes for the toy model's two hook points (sizes 64 and 2; probes of width 32, as in the paper)."""
+
+    def __init__(self, model: ToyModel, *, variant: Variant = "hidden", margin: float = MARGIN):
+        sizes = [model.size, 2]
+        baselines = [nn.init.xavier_normal_(torch.empty(1, size))[0] for size in sizes]
+        super().__init__(
+            sizes, variant=variant, margin=margin, baselines=baselines[:1] if variant == "input" else baselines,
+            probe_size=32,
+        )  # fmt: skip
+
+    def _pass(self, model: ToyModel, data: ToyData):
+        with torch.no_grad():
+            original, states = model(data)
+
+        def run_masked(point: int, gates: torch.Tensor) -> torch.Tensor:
+            return model(data, {self.masked_point(point): lambda state: self.mask(state, gates, point)})[0]
+
+        return original, states, run_masked
+
+    def forward(self, model: ToyModel, data: ToyData, point: int) -> tuple[torch.Tensor, dict[str, float]]:
+        original, states, run_masked = self._pass(model, data)
+        return self.lagrangian(original, states, data.padding, point, run_masked)
+
+    @torch.no_grad()
+    def evaluate(self, model: ToyModel, data: ToyData, samples: int = 1) -> dict[str, torch.Tensor]:
+        original, states, run_masked = self._pass(model, data)
+        measured = self.measure(original, states, data.padding, run_masked, samples=samples)
+        return {**measured, "predicted": original.argmax(-1)}
+
+
+def train_probes(
+    model: ToyModel,
+    *,
+    variant: Variant = "hidden",
+    seed: int = 0,
+    steps: int = 7000,
+    warmup: int = 200,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    baseline_lr: float = 1e-3,
+    multiplier_lr: float = 0.3,
+    eval_every: int = 250,
+    train: ToyData | None = None,
+    dev: ToyData | None = None,
+) -> tuple[ToyDiffMask, dict]:
+    """Train DiffMask probes for ``model`` as the paper's code does; keep the best validated checkpoint.
+
+    One hook point is sampled per step. Every ``eval_every`` steps the probes are measured on ``dev``;
+    the checkpoint kept is the one with the lowest keep rate whose sampled-gate KL is within the margin
+    at every point (:func:`empexp.diffmask.better`). Returns the probes and that checkpoint's metrics
+    (``None`` if no checkpoint was within the margin: then the last probes are returned).
+    """
+    train = train if train is not None else make_data(10_000, seed=0)
+    dev = dev if dev is not None else make_data(2_000, seed=1)
+    torch.manual_seed(seed)
+    probes = ToyDiffMask(model, variant=variant)
+    optimiser, schedule, ascent = probe_optimisers(
+        probes, lr=lr, baseline_lr=baseline_lr, multiplier_lr=multiplier_lr, warmup_steps=warmup
     )
-    return BertForSequenceClassification(config)
-
-
-def relevant(encoded: EncodedText) -> list[bool]:
-    """Per token: is it an occurrence of one of the two query digits (the queries themselves included)?"""
-    words = [encoded.text[span[0] : span[1]] if span else None for span in encoded.offsets]
-    queries = {words[1], words[2]}  # after [CLS]
-    return [word in queries for word in words]
+    generator = torch.Generator().manual_seed(seed)
+    best, best_state = None, None
+    for step in tqdm(range(1, steps + 1), desc=f"toy probes (seed {seed})", leave=False):
+        batch = train[torch.randint(len(train), (batch_size,), generator=generator)]
+        point = int(torch.randint(probes.points, (), generator=generator))
+        loss, _ = probes(model, batch, point)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        ascent.step()
+        optimiser.zero_grad()
+        ascent.zero_grad()
+        probes.clamp_multipliers()
+        if step % eval_every == 0 or step == steps:
+            metrics = {**summary(probes.evaluate(model, dev, samples=SAMPLES)), "step": step}
+            if better(metrics, best, probes.margin):
+                best, best_state = metrics, copy.deepcopy(probes.state_dict())
+    if best_state is not None:
+        probes.load_state_dict(best_state)
+    return probes.eval(), {"selected": best}
 
 
 @torch.no_grad()
-def mask_quality(probes: DiffMaskModel, classifier: Classifier, texts: Sequence[str], batch_size: int = 64) -> dict:
-    """How well the probes' deterministic masks pick out the toy task's relevant tokens, per hook point.
+def mask_quality(probes: ToyDiffMask, model: ToyModel, data: ToyData) -> dict[str, list[float]]:
+    """How the probes' masks compare with the ground truth, per hook point.
 
-    Returns lists over points: ``precision`` (fraction of kept tokens that are ``n`` or ``m``),
-    ``recall`` (fraction of ``n``/``m`` occurrences kept), ``kl`` and ``agreement``; and ``chance``, the
-    precision of keeping tokens at random (the fraction of real tokens that are ``n`` or ``m``).
-    Special tokens are never gated and are left out.
+    - ``table1_kl``, ``table1_js``: the paper's Table 1 measure: per text with at least one ``n``/``m``,
+      the keep probabilities normalised over the sequence against the uniform distribution over the
+      ``n``/``m`` positions, ``KL(ground truth || keep)`` and the Jensen-Shannon divergence, averaged.
+    - ``precision``, ``recall``: of the tokens kept with probability > 0.5, over all texts.
+    - ``sampled_kl``: ``KL(original || masked)`` with sampled gates; ``agreement``: masked and original
+      predictions agree (deterministic gates).
+    - ``kept_by_class``: fraction of tokens kept per predicted class (label leakage if they differ).
     """
-    encoded = classifier.encode(texts)
-    totals = {"kept": 0.0, "kept_relevant": 0.0, "kl": 0.0, "agreement": 0.0}
-    relevant_count = real_count = 0
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start : start + batch_size]
-        batch = classifier.collate(chunk)
-        results = probes.evaluate(classifier, batch)
-        real = ~batch["special_tokens_mask"]
-        gold = torch.zeros_like(real)
-        for row, e in enumerate(chunk):
-            gold[row, : len(e)] = torch.tensor(relevant(e))
-        gold &= real
-        kept = (results["gates"] > 0) & real.unsqueeze(-1)
-        totals["kept"] = totals["kept"] + kept.sum((0, 1))
-        totals["kept_relevant"] = totals["kept_relevant"] + (kept & gold.unsqueeze(-1)).sum((0, 1))
-        totals["kl"] = totals["kl"] + results["kl"].sum(0)
-        totals["agreement"] = totals["agreement"] + results["agreement"].sum(0)
-        relevant_count += int(gold.sum())
-        real_count += int(real.sum())
-    precision = totals["kept_relevant"] / totals["kept"].clamp(min=1)
+    results = probes.evaluate(model, data, samples=SAMPLES)
+    real, relevant = ~data.padding, data.relevant
+    has_truth = relevant.any(-1)
+    truth = relevant[has_truth].float()
+    truth = truth / truth.sum(-1, keepdim=True)
+    out: dict[str, list[float]] = {key: [] for key in ("table1_kl", "table1_js", "precision", "recall")}
+    kept_by_class: list[list[float]] = [[], []]
+    for point in range(probes.points):
+        keep = results["keep"][..., point] * real
+        attribution = keep[has_truth] / keep[has_truth].sum(-1, keepdim=True).clamp(min=1e-12)
+        out["table1_kl"].append(_kl(truth, attribution).mean().item())
+        middle = (truth + attribution) / 2
+        out["table1_js"].append((0.5 * _kl(truth, middle) + 0.5 * _kl(attribution, middle)).mean().item())
+        kept = (keep > 0.5) & real
+        hits = (kept & relevant).sum().item()
+        out["precision"].append(hits / max(1, kept.sum().item()))
+        out["recall"].append(hits / max(1, relevant.sum().item()))
+        fraction = kept.sum(-1) / real.sum(-1)
+        for c in (0, 1):
+            kept_by_class[c].append(fraction[results["predicted"] == c].mean().item())
     return {
-        "precision": precision.tolist(),
-        "recall": (totals["kept_relevant"] / relevant_count).tolist(),
-        "kl": (totals["kl"] / len(encoded)).tolist(),
-        "agreement": (totals["agreement"] / len(encoded)).tolist(),
-        "chance": relevant_count / real_count,
+        **out,
+        "sampled_kl": results["sampled_kl"].mean(0).tolist(),
+        "agreement": results["agreement"].mean(0).tolist(),
+        "kept_by_class": kept_by_class,
+        "chance": relevant.sum().item() / real.sum().item(),
     }
+
+
+def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Row-wise ``KL(p || q)``, with ``0 log 0 = 0``."""
+    terms = torch.where(p > 0, p * (p.clamp(min=1e-12).log() - q.clamp(min=1e-12).log()), torch.zeros_like(p))
+    return terms.sum(-1)
+
+
+def restarts(model: ToyModel, seeds: Sequence[int], **options) -> tuple[ToyDiffMask, dict]:
+    """:func:`train_probes` from each seed; the probes kept are chosen by the same rule as checkpoints
+    (:func:`empexp.diffmask.better`), so a run that got stuck loses to one that did not."""
+    chosen = None
+    for seed in seeds:
+        probes, info = train_probes(model, seed=seed, **options)
+        if chosen is None or (info["selected"] and better(info["selected"], chosen[1]["selected"], probes.margin)):
+            chosen = probes, {**info, "seed": seed}
+    return chosen

@@ -19,8 +19,11 @@ def test_probe_card_reports_the_measured_metrics_per_layer(bert, tmp_path):
         "step": 7,
         "texts": 12,
         "kl": [0.01 * (i + 1) for i in range(points)],
+        "sampled_kl": [0.02 * (i + 1) for i in range(points)],
         "agreement": [1.0 - 0.1 * i for i in range(points)],
         "kept": [0.9 - 0.2 * i for i in range(points)],
+        "l0": [0.95 - 0.2 * i for i in range(points)],
+        "l0_by_class": [[0.9 - 0.2 * i for i in range(points)], None],
         "args": {"data": "train.tsv", "variant": "hidden", "steps": 7, "full": False, "labels": ["a", "b"]},
     }
     (folder / METRICS).write_text(json.dumps(metrics))
@@ -28,7 +31,8 @@ def test_probe_card_reports_the_measured_metrics_per_layer(bert, tmp_path):
     assert metadata_errors(str(card), "model") == []
     assert card.data.base_model == "me/classifier" and "diffmask-hidden" in card.data.tags
     kl = {r.metric_name: r.metric_value for r in card.data.eval_results if r.metric_type == "kl_divergence"}
-    assert list(kl.values()) == metrics["kl"] and "KL (word embeddings)" in kl
+    assert list(kl.values()) == metrics["sampled_kl"] and "sampled KL (word embeddings)" in kl
+    assert "| word embeddings | 0.0100 | 0.0200 | 1.000 | 0.900 | 0.950 | 0.900 / - |" in card.text
     assert (
         "accelerate launch training/train_diffmask.py --data train.tsv --variant hidden --steps 7 --labels a b"
         in card.text

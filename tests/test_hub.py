@@ -43,6 +43,7 @@ def artefacts(bert, bert_path, tmp_path_factory):
     )
     DiffMaskModel(bert, explains=bert.identity(), variant="input").save_pretrained(folder / "probes")
     validation = {"kl": [0.0, 0.1, 0.2, 0.3], "agreement": [1.0, 0.9, 0.8, 0.7], "kept": [1.0, 0.6, 0.5, 0.4]}
+    validation |= {"sampled_kl": [0.0, 0.1, 0.2, 0.3], "l0": [1.0, 0.6, 0.5, 0.4], "l0_by_class": [None, None]}
     (folder / "probes" / METRICS).write_text(json.dumps({**validation, "texts": 3, "step": 10}))
     make_tiny("roberta", folder / "other")
     return {

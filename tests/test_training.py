@@ -67,18 +67,24 @@ def test_resume_after_kill_matches_uninterrupted_run(bert_path, tmp_path):
 
 
 @pytest.mark.slow
-def test_empirical_training_resumes_after_kill(bert_path, tmp_path):
+@pytest.mark.parametrize("labels", ["targets", "on the fly"])
+def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(f"{t} {w}" for t in SENTENCES for w in ("indeed", "really", "truly")) + "\n")
+    held_out = tmp_path / "held-out.txt"
+    held_out.write_text("\n".join(texts.read_text().splitlines()[:3]) + "\n")
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     targets = tmp_path / "targets"
     subprocess.run([sys.executable, str(SCRIPT.parent / "generate_targets.py"), "--model", str(bert_path),
-                    "--data", str(texts), "--method", "ig", "--samples", "4", "--output-dir", str(targets)],
-                   check=True, env=env, capture_output=True)  # fmt: skip
+                    "--data", str(texts if labels == "targets" else held_out), "--method", "ig", "--samples", "20",
+                    "--output-dir", str(targets)], check=True, env=env, capture_output=True)  # fmt: skip
+    # On the fly: every step draws two Gauss-Legendre nodes per text; validation on the held-out targets.
+    source = ["--targets", str(targets)] if labels == "targets" else [
+        "--data", str(texts), "--val-targets", str(targets), "--nodes", "2", "--pseudo-documents", "2"]  # fmt: skip
 
     def command(run_dir: Path) -> list[str]:
-        return [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),
-                "--targets", str(targets), "--run-dir", str(run_dir), "--output-dir", str(run_dir / "out"),
+        return [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path), *source,
+                "--run-dir", str(run_dir), "--output-dir", str(run_dir / "out"),
                 "--variant", "encoder", "--lora-r", "2", "--head-size", "8", "--epochs", "8",
                 "--batch-size", "4", "--eval-every", "2", "--checkpoint-every", "1", "--patience", "100"]  # fmt: skip
 

@@ -1,8 +1,8 @@
 """Fine-tune a LoRA adapter (plus a new classification head) on a text classification TSV.
 
 Builds the embedded default: all-MiniLM-L6-v2 with LoRA on every linear layer, trained on SST-2.
-With ``--full`` every weight trains instead and the whole model is exported (the toy-task classifier
-of ``training/toy_task.py``, trained from scratch).
+With ``--full`` every weight trains instead and the whole model is exported (a classifier trained
+from scratch, or fully fine-tuned).
 
     accelerate launch training/train_classifier.py --data-dir ../shared/data/sst2 \
         --output-dir empexp/default/classifier

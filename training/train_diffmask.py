@@ -4,14 +4,15 @@
         --dev ../shared/data/sst2/dev.tsv --variant input --output-dir empexp/default/diffmask-input
 
 The classifier is frozen; the probes learn to close as many gates as the KL margin allows (see
-``empexp.diffmask``). Each step samples one hook point. Optimisers: centred RMSprop, as in the paper,
-for probes and baselines, its learning rate optionally warmed up over ``--warmup`` of the steps; centred
-RMSprop with ``maximize=True`` for the Lagrange multipliers, clipped to ``[0, 200]`` (the paper's code
-does not centre it; on the toy task only the centred one found the query digits in 2,000 steps).
-Validation (deterministic gates) logs per point the KL, the agreement of masked and
-original predictions and the fraction of tokens kept. Checkpoints every ``--checkpoint-every`` steps
-under ``--run-dir`` and resumes from the newest one when rerun; the final probes are exported with
-``diffmask_metrics.json`` and a model card.
+``empexp.diffmask``). Each step samples one hook point and steps only its probe(s), baseline and
+multiplier; optimisers as in the paper's code (``empexp.diffmask.probe_optimisers``: centred RMSprop
+warmed up over ``--warmup`` steps; Lookahead RMSprop ascent for the multipliers). Validation every
+``--eval-every`` steps logs per point the KL (deterministic and sampled gates), the agreement of masked
+and original predictions, the fraction kept and the keep rate per predicted class; the checkpoint kept
+is the one with the lowest keep rate whose sampled-gate KL is within the margin at every point
+(``empexp.diffmask.better``). Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
+rerunning resumes from the newest one. The kept probes are exported with ``diffmask_metrics.json`` and
+a model card. Torch threads are pinned (``--threads``): the same seed gives the same probes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 from pathlib import Path
 
 import torch
@@ -26,12 +28,11 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
-from transformers import get_constant_schedule_with_warmup
 
 from empexp.cards import write_card
 from empexp.classifier import load_classifier
 from empexp.data import read_texts
-from empexp.diffmask import METRICS, VARIANTS, DiffMaskModel, validation
+from empexp.diffmask import METRICS, VARIANTS, DiffMaskModel, better, probe_optimisers, validation
 from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
 
@@ -45,16 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--revision")
     parser.add_argument("--variant", choices=VARIANTS, default="input")
     parser.add_argument("--margin", type=float, default=0.1, help="KL divergence allowed (the constraint)")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--gate-special", action="store_true", help="gate [CLS]/[SEP] too, as the paper does")
+    parser.add_argument("--steps", type=int, default=30000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4, help="probes")
     parser.add_argument(
         "--baseline-lr", type=float, default=1e-4, help="baselines (slower: a fast one learns to encode a class)"
     )
     parser.add_argument("--multiplier-lr", type=float, default=0.3, help="Lagrange multipliers (gradient ascent)")
-    parser.add_argument(
-        "--warmup", type=float, default=0.0, help="fraction of steps with linear warm-up of the probes' learning rate"
-    )
+    parser.add_argument("--warmup", type=int, default=1200, help="steps of linear warm-up of the probes' learning rate")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on a CPU (results depend on it)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--max-train", type=int, help="use only the first N training texts")
     parser.add_argument("--max-dev", type=int, default=1000, help="validate on at most N texts")
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = args.run_dir or Path("runs") / args.output_dir.name
     # Each step trains the probes up to one sampled point only; DDP must allow the others to sit out.
     accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(args.threads)
     set_seed(args.seed)
     classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
     classifier.model.requires_grad_(False)
@@ -96,17 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     dev_loader = DataLoader(dev_set, batch_size=64, collate_fn=classifier.collate)
 
-    model = DiffMaskModel(classifier, explains=classifier.identity(), variant=args.variant, margin=args.margin)
-    groups = [
-        {"params": list(model.probes.parameters()), "lr": args.lr},
-        {"params": list(model.baselines.parameters()), "lr": args.baseline_lr},
-    ]
-    optimizer = torch.optim.RMSprop(groups, centered=True)
-    # RMSprop's first steps, its running average still near zero, are large: on SST-2 they shut most
-    # gates within a few steps. The paper's code warms up over 1,200 steps; on the toy task, warm-up
-    # slowed learning down a lot, hence an option (default off) rather than always on.
-    scheduler = get_constant_schedule_with_warmup(optimizer, int(args.warmup * args.steps))
-    ascent = torch.optim.RMSprop([model.multipliers], lr=args.multiplier_lr, centered=True, maximize=True)
+    model = DiffMaskModel(
+        classifier,
+        explains=classifier.identity(),
+        variant=args.variant,
+        margin=args.margin,
+        gate_special=args.gate_special,
+    )
+    optimizer, scheduler, ascent = probe_optimisers(
+        model, lr=args.lr, baseline_lr=args.baseline_lr, multiplier_lr=args.multiplier_lr, warmup_steps=args.warmup
+    )
     model, optimizer, ascent, train_loader, dev_loader, scheduler = accelerator.prepare(
         model, optimizer, ascent, train_loader, dev_loader, scheduler
     )
@@ -114,21 +116,25 @@ def main(argv: list[str] | None = None) -> None:
     probed = accelerator.unwrap_model(model)
 
     checkpointer = Checkpointer(accelerator, run_dir / "checkpoints")
-    state = checkpointer.restore() or {"step": 0}
+    state = checkpointer.restore() or {"step": 0, "best": None}
     step = state["step"]
     log_path = run_dir / "log.jsonl"
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         accelerator.print(f"{'resuming at step ' + str(step) if step else 'starting'}; {args.steps} steps in all")
 
-    def evaluate() -> dict:
+    def evaluate() -> None:
         model.eval()
         record = {"step": step, **validation(probed, classifier, dev_loader, accelerator.gather_for_metrics)}
         model.train()
-        kl = " ".join(f"{v:.3f}" for v in record["kl"])
-        kept = " ".join(f"{v:.2f}" for v in record["kept"])
-        log_record(accelerator, log_path, record, progress, f"step {step}: KL per point {kl}; kept {kept}")
-        return record
+        if better(record, state["best"], probed.margin):
+            state["best"] = record
+            if accelerator.is_main_process:
+                probed.save_pretrained(run_dir / "best")
+        kl = " ".join(f"{v:.3f}" for v in record["sampled_kl"])
+        kept = " ".join(f"{v:.2f}" for v in record["l0"])
+        chosen = f"kept: step {state['best']['step']}" if state["best"] else "none within the margin yet"
+        log_record(accelerator, log_path, record, progress, f"step {step}: sampled KL {kl}; keep {kept}; {chosen}")
 
     model.train()
     progress = tqdm(total=args.steps, initial=step, desc="diffmask", disable=not accelerator.is_local_main_process)
@@ -148,8 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         probed.clamp_multipliers()
         step += 1
         progress.update()
-        progress.set_postfix(point=point, kl=f"{parts['kl']:.3f}", l0=f"{parts['expected_l0']:.2f}")
-        if step % args.eval_every == 0 and step < args.steps:
+        progress.set_postfix(point=point, kl=f"{parts['kl']:.3f}", l0=f"{parts['l0']:.2f}")
+        if step % args.eval_every == 0 or step == args.steps:
             evaluate()
         if step % args.checkpoint_every == 0 or step == args.steps:
             checkpointer.save(step, state)
@@ -157,13 +163,14 @@ def main(argv: list[str] | None = None) -> None:
             break
     progress.close()
 
-    record = evaluate()
     if accelerator.is_main_process:
-        probed.save_pretrained(args.output_dir)
-        metrics = {**record, "texts": len(dev_set), "args": jsonable(args)}
+        if state["best"] is None:
+            raise SystemExit(f"no checkpoint was within the margin {args.margin}: train longer or raise --margin")
+        shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
+        metrics = {**state["best"], "args": jsonable(args)}
         (args.output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         write_card(args.output_dir)
-        accelerator.print(f"exported to {args.output_dir}")
+        accelerator.print(f"kept step {state['best']['step']}; exported to {args.output_dir}")
     push_if_asked(accelerator, args)
 
 

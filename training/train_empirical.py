@@ -1,14 +1,24 @@
-"""Train an empirical explainer (MSE) on targets from ``generate_targets.py``.
+"""Train an empirical explainer (MSE) on targets from ``generate_targets.py``, or on labels drawn on the fly.
 
-    accelerate launch training/train_empirical.py --targets runs/targets/ig \\
+    accelerate launch training/train_empirical.py --targets runs/targets/ig \
         --variant encoder --output-dir empexp/default/empirical-ig
+    accelerate launch training/train_empirical.py --data ../shared/data/sst2/train.tsv --nodes 1 \
+        --pseudo-documents 5000 --val-targets runs/targets/ig-val --output-dir my-empirical-ig
 
 ``--variant encoder``: a LoRA-adapted copy of the classifier's encoder plus a per-token head (one extra
 pass per explanation). ``--variant head``: the head alone on the classifier's own hidden states (no
-extra pass). A seeded split holds out ``--val-fraction`` of the targets; validation MSE is measured
-every ``--eval-every`` steps, the best model is exported, and training stops after ``--patience``
+extra pass).
+
+With ``--targets`` a seeded split holds out ``--val-fraction`` of the targets for validation. With
+``--data`` every step labels its batch afresh with a cheap unbiased estimate of IG with 20
+Gauss-Legendre steps (``--nodes`` nodes drawn by their weights, ``empexp.estimators``): stochastic
+amortization, no target files, new noise every epoch; ``--pseudo-documents N`` adds N long texts (training
+texts joined) so that length is not out of distribution; validation is on the exact targets of
+``--val-targets`` (texts found there are left out of training). Validation MSE is measured every
+``--eval-every`` steps, the best model is exported, and training stops after ``--patience``
 evaluations without improvement. Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
-rerunning the same command resumes from the newest one.
+rerunning the same command resumes from the newest one (labels drawn on the fly are seeded per step,
+so a resumed run draws the same ones).
 """
 
 from __future__ import annotations
@@ -23,21 +33,31 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from empexp import load_classifier
+from empexp.artefact import WEIGHTS_NAME
 from empexp.cards import write_card
 from empexp.classifier import Classifier
+from empexp.data import pseudo_documents, read_texts
 from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse
+from empexp.estimators import draw_nodes, ig_node_estimates
 from empexp.targets import collate_targets, load_targets
 from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", type=Path, required=True, help="a finished target folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--targets", type=Path, help="a finished target folder")
+    source.add_argument("--data", type=Path, help="texts labelled on the fly with one-node IG estimates")
+    parser.add_argument("--nodes", type=int, default=1, help="with --data: Gauss-Legendre nodes per text and step")
+    parser.add_argument("--val-targets", type=Path, help="with --data: a finished target folder to validate on")
+    parser.add_argument("--pseudo-documents", type=int, default=0, help="with --data: long texts added")
+    parser.add_argument("--init", type=Path, help="start from the weights of this explainer folder")
     parser.add_argument("--output-dir", type=Path, required=True, help="where the best explainer is exported")
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default: runs/<output-dir name>)")
     parser.add_argument("--model", help="the classifier the targets explain (default: the embedded default)")
@@ -82,6 +102,18 @@ def step_loss(model, classifier: Classifier, batch: dict[str, torch.Tensor], ext
     return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
 
 
+def label_on_the_fly(classifier: Classifier, batch: dict[str, torch.Tensor], nodes: int) -> dict[str, torch.Tensor]:
+    """A text batch with what a target batch holds: the prediction, and one-node IG estimates as attributions.
+
+    The nodes come from torch's global generator, which the training loop seeds per step.
+    """
+    logits = classifier.logits(batch)
+    predicted = logits.argmax(-1)
+    drawn = draw_nodes(len(predicted), nodes).to(predicted.device)
+    attributions = ig_node_estimates(classifier, batch, predicted, drawn)
+    return {**batch, "logits": logits.float(), "predicted": predicted, "attributions": attributions}
+
+
 @torch.no_grad()
 def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, extra_pass: bool, totals) -> float:
     model.eval()
@@ -99,7 +131,24 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(args.seed)
     classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
     classifier.model.requires_grad_(False)
-    targets, metadata = load_targets(args.targets)
+    collate = partial(
+        collate_targets, pad_token_id=classifier.tokenizer.pad_token_id, padding_side=classifier.tokenizer.padding_side
+    )
+    if args.targets:
+        targets, metadata = load_targets(args.targets)
+        train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
+        train_set, val_set, train_collate = [targets[i] for i in train_ids], [targets[i] for i in val_ids], collate
+    else:
+        if args.val_targets is None:
+            raise SystemExit("--data needs --val-targets: exact targets to validate on")
+        val_set, metadata = load_targets(args.val_targets)
+        if metadata["explainer"]["method"] != "ig":
+            raise SystemExit("labels drawn on the fly imitate IG: --val-targets must hold IG targets")
+        held_out = {tuple(t.input_ids.tolist()) for t in val_set}
+        texts = read_texts(args.data)
+        texts += pseudo_documents(texts, args.pseudo_documents, seed=args.seed)
+        train_set = [e for e in classifier.encode(texts) if tuple(e.input_ids) not in held_out]
+        train_collate = classifier.collate
     adapter = {"r": args.lora_r, "alpha": args.lora_alpha} if args.variant == "encoder" else None
     # Refuses a classifier other than the targets' own.
     model = EmpiricalModel(
@@ -110,18 +159,18 @@ def main(argv: list[str] | None = None) -> None:
         head_size=args.head_size,
         complete=not args.no_completeness,
     )
+    if args.init:
+        model.load_state_dict(load_file(args.init / WEIGHTS_NAME, device=str(accelerator.device)), strict=False)
     totals = None if args.no_completeness else ScoreTotals(classifier)
 
-    train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
-    collate = partial(
-        collate_targets, pad_token_id=classifier.tokenizer.pad_token_id, padding_side=classifier.tokenizer.padding_side
-    )
-    train_set = [targets[i] for i in train_ids]
     generator = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
-        train_set, batch_size=args.batch_size, sampler=RandomSampler(train_set, generator=generator), collate_fn=collate
+        train_set,
+        batch_size=args.batch_size,
+        sampler=RandomSampler(train_set, generator=generator),
+        collate_fn=train_collate,
     )
-    val_loader = DataLoader([targets[i] for i in val_ids], batch_size=64, collate_fn=collate)
+    val_loader = DataLoader(val_set, batch_size=64, collate_fn=collate)
 
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
@@ -141,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         accelerator.print(
-            f"{len(train_ids)} train / {len(val_ids)} validation targets; "
+            f"{len(train_set)} train / {len(val_set)} validation instances; "
             f"{'resuming at step ' + str(step) if step else 'starting'}; at most {total_steps} steps"
         )
 
@@ -153,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             if accelerator.is_main_process:
                 accelerator.unwrap_model(model).save_pretrained(run_dir / "best")
                 (run_dir / "best" / "training_metrics.json").write_text(
-                    json.dumps({**record, "targets": len(targets), "args": jsonable(args)}, indent=2) + "\n"
+                    json.dumps({**record, "targets": len(train_set), "args": jsonable(args)}, indent=2) + "\n"
                 )
         else:
             state["bad_evals"] += 1
@@ -168,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     done = step >= total_steps or state["bad_evals"] >= args.patience
     for batch in batches if not done else ():
+        if args.data:
+            batch = label_on_the_fly(classifier, batch, args.nodes)
         loss = step_loss(model, classifier, batch, adapter is not None, totals).mean()
         accelerator.backward(loss)
         optimizer.step()

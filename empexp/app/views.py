@@ -6,6 +6,7 @@ import html
 from dataclasses import replace
 
 from empexp.convergence import agreement
+from empexp.diffmask import validation_markdown
 from empexp.explanation import Explanation
 from empexp.faithfulness import METRICS
 
@@ -155,17 +156,13 @@ def head_highlights(explanation: Explanation, layer: int, head: int) -> list[tup
 
 
 def validation_table(explanation: Explanation) -> str:
-    """Markdown table of the per-point KL, agreement and fraction kept the probes reached in validation."""
+    """Markdown table of what the probes reached in validation, per hook point."""
     validation = explanation.details.get("validation")
     if not validation:
         return "No validation metrics ship with these probes."
-    rows = zip(explanation.details["layer_names"], validation["kl"], validation["agreement"], validation["kept"])
-    lines = [
-        f"Reached on {validation['texts']} held-out texts (deterministic gates; margin "
-        f"{explanation.details['margin']}):",
-        "",
-        "| hook point | KL | agreement | fraction kept |",
-        "|---|---:|---:|---:|",
-    ]
-    lines += [f"| {name} | {kl:.3f} | {agree:.3f} | {kept:.3f} |" for name, kl, agree, kept in rows]
-    return "\n".join(lines)
+    intro = (
+        f"Reached on {validation['texts']} held-out texts (margin {explanation.details['margin']}; KL, agreement "
+        "and fraction kept with deterministic gates, sampled KL with sampled ones; keep rate = mean keep "
+        "probability, per predicted class in the last column):"
+    )
+    return intro + "\n\n" + validation_markdown(validation)

@@ -78,17 +78,17 @@ class DiffMaskExplainer(Explainer):
     @torch.no_grad()
     def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
         states = self.model.states(self.classifier, batch, batch["hidden_states"])
-        keep = self.model.keep_probabilities(self.model.gate_logits(states), batch["special_tokens_mask"])
+        keep = self.model.keep_probabilities(self.model.gate_logits(states), self.model.ungated(batch))
         return {"scores": keep[..., self.layer], "layer_scores": keep.transpose(1, 2)}
 
 
 def _validation(probes: str | Path, revision: str | None) -> dict | None:
-    """The per-point KL, agreement and fraction kept measured when the probes were trained, if shipped."""
+    """What validation measured when the probes were trained (``empexp.diffmask.validation``), if shipped."""
     path = artefact_file(probes, METRICS, revision)
     if path is None:
         return None
     metrics = json.loads(path.read_text())
-    return {key: metrics[key] for key in ("kl", "agreement", "kept", "texts")}
+    return {key: value for key, value in metrics.items() if key != "args"}
 
 
 @register
