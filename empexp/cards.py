@@ -1,4 +1,4 @@
-"""Model cards (the Hub's ``README.md``) for what the training scripts export, from ``model_cards/`` templates.
+"""Model cards (the Hub's ``README.md``) for what the training scripts export, from ``empexp/model_cards/`` templates.
 
 Every number in a card comes from the files the training and evaluation runs wrote next to the
 weights (``training_metrics.json``, ``convergence.json``, ``diffmask_metrics.json``), and the command
@@ -25,7 +25,7 @@ from empexp.diffmask import point_names, validation_markdown
 from empexp.empirical import METHOD_LONG, TRAINING_METRICS
 from empexp.errors import ModelLoadError
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "model_cards"
+TEMPLATES = Path(__file__).resolve().parent / "model_cards"
 KINDS = ("classifier", "empirical-explainer", "diffmask")
 TRAINING_SCRIPTS = {
     "classifier": "training/train_classifier.py",

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi, SpaceCard
@@ -24,10 +25,35 @@ from empexp.classifier import load_classifier
 from empexp.errors import EmpexpError, ModelLoadError, PublishError
 from empexp.hub import SPACE_CONFIG
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
 # Weights travel as safetensors only: pickle-based files and training leftovers are never uploaded.
 UPLOADED = ["*.json", "*.safetensors", "README.md", "*.txt", "*.model"]
-SPACE_FILES = ["app.py", "requirements.txt"]
+SPACE_APP = '''"""empexp's Gradio app and the entry point of its Space: ``python app.py --help``."""
+
+from pathlib import Path
+
+from empexp.app.entry import main
+
+if __name__ == "__main__":
+    main(Path(__file__).parent)
+'''
+"""The Space's ``app.py``, the same as the repository's (a test keeps them equal): the package carries
+everything a Space needs, so ``empexp space push`` works from a plain ``pip install``."""
+
+
+def space_requirements() -> str:
+    """The Space's ``requirements.txt``: the installed package's dependencies, with torch's CPU build."""
+    needed = [r for r in metadata.requires("empexp") or [] if "extra ==" not in r]
+    header = [
+        "# The Space's dependencies: pyproject.toml's, with torch's CPU build (empexp.publish.space_requirements).",
+        "--extra-index-url https://download.pytorch.org/whl/cpu",
+    ]
+    return "\n".join(header + needed) + "\n"
+
+
+def space_card() -> SpaceCard:
+    """The Space's card: the package's README (its long description), whose front matter configures the Space."""
+    return SpaceCard(metadata.metadata("empexp").get_payload())
 
 
 def push_artefact(
@@ -117,12 +143,11 @@ def push_space(
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as staging:
         staged = Path(staging)
-        for name in SPACE_FILES:
-            shutil.copy2(ROOT / name, staged / name)
+        (staged / "app.py").write_text(SPACE_APP)
+        (staged / "requirements.txt").write_text(space_requirements())
         leftovers = ["__pycache__", "*.jsonl"] + ([] if weights else ["default"])
-        shutil.copytree(ROOT / "empexp", staged / "empexp", ignore=shutil.ignore_patterns(*leftovers))
-        shutil.copytree(ROOT / "model_cards", staged / "model_cards")
-        card = SpaceCard.load(ROOT / "README.md")
+        shutil.copytree(PACKAGE, staged / "empexp", ignore=shutil.ignore_patterns(*leftovers))
+        card = space_card()
         if model:
             space_config = {"model": model, "explainers": dict(explainers or {})}
             (staged / SPACE_CONFIG).write_text(json.dumps(space_config, indent=2) + "\n")

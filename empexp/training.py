@@ -7,13 +7,13 @@ import argparse
 import json
 import shutil
 from argparse import Namespace
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 STATE_FILE = "trainer_state.json"
@@ -85,6 +85,37 @@ def resumable_batches(
             torch.manual_seed(seed * 1_000_003 + step)
             yield batch
             step += 1
+
+
+class LengthGroupedBatches(Sampler[list[int]]):
+    """Batches of items of similar length, in random order: little compute goes to padding.
+
+    Each epoch shuffles the items with ``generator``, sorts each run of ``batch_size * group``
+    shuffled items by length, cuts them into batches and shuffles the batches (as transformers'
+    ``LengthGroupedSampler``). Reseeding ``generator`` repeats an epoch exactly, which is what
+    :func:`resumable_batches` relies on.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator, group: int = 50):
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.generator = generator
+        self.group = group
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        size = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(order), size):
+            run = sorted(order[start : start + size], key=lambda i: self.lengths[i])
+            batches += [run[i : i + self.batch_size] for i in range(0, len(run), self.batch_size)]
+        shuffled = torch.randperm(len(batches), generator=self.generator).tolist()
+        return iter([batches[i] for i in shuffled])
+
+    def __len__(self) -> int:
+        size = self.batch_size * self.group
+        full, rest = divmod(len(self.lengths), size)
+        return full * self.group + -(-rest // self.batch_size)
 
 
 def jsonable(args: Namespace) -> dict[str, Any]:

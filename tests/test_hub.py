@@ -20,6 +20,7 @@ from huggingface_hub import ModelCard, SpaceCard
 
 from empexp.diffmask import METRICS, DiffMaskModel
 from empexp.empirical import EmpiricalModel
+from empexp.publish import SPACE_APP, space_requirements
 from tests.conftest import make_tiny
 from tests.local_hub import free_port, metadata_errors, serve, wait_for
 
@@ -251,3 +252,32 @@ finally:
     api.delete_repo(repo, missing_ok=True)
 """
     assert python(env, code)["same"]
+
+
+def test_a_plain_install_pushes_artefacts_and_the_space(hub, artefacts, tmp_path):
+    """``pip install .`` (no editable link to this checkout) carries everything the push commands read."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    env = client_env(hub, tmp_path / "cache", PYTHONPATH=str(site))
+
+    def installed(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result
+
+    where = installed("-c", "import empexp; print(empexp.__file__)").stdout.strip()
+    assert where.startswith(str(site)), where
+    installed("-m", "empexp.cli", "push", str(artefacts["classifier"]), "me/plain-classifier")
+    installed(
+        "-m", "empexp.cli", "push", str(artefacts["probes"]), "me/plain-probes", "--classifier", "me/plain-classifier"
+    )
+    installed("-m", "empexp.cli", "space", "push", "me/plain-space", "--model", "me/plain-classifier", "--no-weights")
+    card = ModelCard((hub.repo("models", "me/plain-probes") / "README.md").read_text())
+    assert "diffmask" in card.data.tags and card.data.base_model == "me/plain-classifier"
+    space = hub.repo("spaces", "me/plain-space")
+    assert (space / "app.py").read_text() == SPACE_APP
+    assert (space / "requirements.txt").read_text() == space_requirements()
+    assert SpaceCard.load(space / "README.md").data.sdk == "gradio"
+    assert (space / "empexp" / "model_cards" / "diffmask.md").is_file()

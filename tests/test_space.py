@@ -1,34 +1,29 @@
-"""The Space's files: README front matter and requirements.txt in step with pyproject.toml."""
+"""The Space's files: README front matter, requirements.txt in step with pyproject.toml, app.py."""
 
 from pathlib import Path
 
 import gradio
 import tomllib
 from huggingface_hub import SpaceCard
-from packaging.requirements import Requirement
 
+from empexp.publish import SPACE_APP, space_requirements
 from tests.local_hub import metadata_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def requirements_txt() -> dict[str, Requirement]:
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
-    requirements = [Requirement(line) for line in lines if line.strip() and not line.startswith(("#", "-"))]
-    return {r.name.lower(): r for r in requirements}
-
-
-def test_requirements_match_pyproject_dependencies():
+def test_requirements_are_pyproject_dependencies_with_the_cpu_build_of_torch():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {r.name.lower(): r for r in map(Requirement, project["dependencies"])}
-    listed = requirements_txt()
-    assert listed.keys() == declared.keys()
-    for name, requirement in declared.items():
-        assert listed[name].specifier == requirement.specifier, name
+    lines = space_requirements().splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    listed = [line for line in lines if line.strip() and not line.startswith(("#", "-"))]
+    assert listed == project["dependencies"]
+    # The repository's copy, for Spaces deployed from a git push, is the same file.
+    assert (ROOT / "requirements.txt").read_text() == space_requirements()
 
 
-def test_requirements_take_the_cpu_build_of_torch():
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in (ROOT / "requirements.txt").read_text()
+def test_the_space_app_is_the_repository_app():
+    assert (ROOT / "app.py").read_text() == SPACE_APP
 
 
 def test_readme_front_matter_is_a_valid_gradio_space_card():

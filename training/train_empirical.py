@@ -46,7 +46,15 @@ from empexp.data import pseudo_documents, read_texts
 from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse
 from empexp.estimators import draw_nodes, ig_node_estimates
 from empexp.targets import collate_targets, load_targets
-from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
+from empexp.training import (
+    Checkpointer,
+    LengthGroupedBatches,
+    add_hub_options,
+    jsonable,
+    log_record,
+    push_if_asked,
+    resumable_batches,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -164,12 +172,18 @@ def main(argv: list[str] | None = None) -> None:
     totals = None if args.no_completeness else ScoreTotals(classifier)
 
     generator = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(
-        train_set,
-        batch_size=args.batch_size,
-        sampler=RandomSampler(train_set, generator=generator),
-        collate_fn=train_collate,
-    )
+    if args.data:
+        # Labels cost a forward and backward pass at the batch's padded length: batch similar lengths.
+        lengths = [len(e) for e in train_set]
+        batches = LengthGroupedBatches(lengths, args.batch_size, generator)
+        train_loader = DataLoader(train_set, batch_sampler=batches, collate_fn=train_collate)
+    else:
+        train_loader = DataLoader(
+            train_set,
+            batch_size=args.batch_size,
+            sampler=RandomSampler(train_set, generator=generator),
+            collate_fn=train_collate,
+        )
     val_loader = DataLoader(val_set, batch_size=64, collate_fn=collate)
 
     optimizer = torch.optim.AdamW(
