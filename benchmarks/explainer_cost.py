@@ -19,8 +19,9 @@ import torch
 from empexp import get_explainer, load_classifier
 from empexp.data import read_tsv
 from empexp.empirical import ScoreTotals
+from empexp.explainers import explainer_class, list_explainers
 
-EMPIRICAL = ["empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head"]
+EMPIRICAL = [name for name in list_explainers() if explainer_class(name).kind == "empirical"]
 
 
 def time_per_text(run: Callable[[list[str]], object], texts: list[str]) -> float:

@@ -21,11 +21,12 @@ from tqdm.auto import tqdm
 from empexp import get_explainer, load_classifier
 from empexp.data import read_tsv
 from empexp.errors import EmpexpError
+from empexp.explainers import explainer_class, list_explainers
 from empexp.explainers.attention import AGGREGATIONS
 from empexp.explanation import Explanation
 from empexp.faithfulness import METRICS, aopc
 
-EMPIRICAL = ["empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head"]
+EMPIRICAL = [name for name in list_explainers() if explainer_class(name).kind == "empirical"]
 
 
 def random_scores(explanations: list[Explanation], seed: int) -> list[Explanation]:
@@ -61,7 +62,7 @@ def main() -> None:
         f"ig (s={s})": get_explainer("ig", classifier, samples=s),
         f"sv (s={s})": get_explainer("sv", classifier, samples=s, seed=args.seed),
     }
-    for name in [*EMPIRICAL, "diffmask-input", "diffmask-hidden"]:
+    for name in [*EMPIRICAL, *(n for n in list_explainers() if explainer_class(n).kind == "diffmask")]:
         try:
             explainers[name] = get_explainer(name, classifier)
         except EmpexpError as error:

@@ -12,7 +12,7 @@ from empexp.cards import DEFAULT_DATASET
 from empexp.classifier import Classifier, Prediction, check_text, load_classifier
 from empexp.data import read_lines
 from empexp.errors import EmpexpError, InputError
-from empexp.explainers import get_explainer, list_explainers
+from empexp.explainers import explainer_class, get_explainer, list_explainers
 from empexp.explainers.attention import AGGREGATIONS
 from empexp.explainers.empirical import add_explainer_option
 from empexp.explanation import Explanation
@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(commands.add_parser("predict", help="predicted label and class probabilities"))
     explain = commands.add_parser("explain", help="token attributions for the predicted class")
     add_common(explain)
-    explain.add_argument("--method", required=True, choices=list_explainers(), help="explainer id")
+    methods = "; ".join(f"{name}: {explainer_class(name).display_name}" for name in list_explainers())
+    explain.add_argument("--method", required=True, choices=list_explainers(), help=f"explainer id ({methods})")
     explain.add_argument("--samples", type=int, help="samples per explanation (IG steps, SV permutations)")
     explain.add_argument("--seed", type=int, help="random seed of sampling explainers (sv)")
     explain.add_argument(

@@ -6,7 +6,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from empexp import get_explainer, load_classifier
-from empexp.app import EMPIRICAL
+from empexp.app import imitated
 from empexp.classifier import DEFAULT_CLASSIFIER
 from empexp.convergence import agreement, load_curve
 from empexp.diffmask import METRICS
@@ -37,7 +37,7 @@ def test_default_classifies_obvious_sentences(default_classifier):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EMPIRICAL)
+@pytest.mark.parametrize("name", imitated())
 def test_embedded_explainers_load_offline_and_agree_with_their_method(default_classifier, name):
     text = "A wonderful, moving film with superb acting."
     explainer = get_explainer(name, default_classifier)
@@ -46,7 +46,7 @@ def test_embedded_explainers_load_offline_and_agree_with_their_method(default_cl
     assert explanation.method == name and explanation.label == "positive"
     assert explanation.forward_passes == (1 if name.endswith("-head") else 2)
     assert (DEFAULT_EXPLAINERS / name / "README.md").is_file() and load_curve(DEFAULT_EXPLAINERS / name)
-    method = EMPIRICAL[name]
+    method = imitated()[name]
     expensive = get_explainer(method, default_classifier).explain(text)[0]
     # A trained explainer ranks the tokens much as the method it imitates does.
     assert agreement(explanation, expensive)["spearman"] > 0.5

@@ -20,7 +20,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from empexp.app.views import (
-    METHOD_NAMES,
     agreement_line,
     attention_series,
     cost,
@@ -34,15 +33,20 @@ from empexp.app.views import (
 from empexp.classifier import Classifier, load_classifier
 from empexp.convergence import load_curve, plot
 from empexp.errors import EmpexpError
-from empexp.explainers import Explainer, explain_together, get_explainer
+from empexp.explainers import (
+    Explainer,
+    display_name,
+    explain_together,
+    explainer_class,
+    get_explainer,
+    list_explainers,
+)
 from empexp.explainers.attention import AGGREGATIONS
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.explanation import Explanation
 from empexp.exports import attviz
 from empexp.faithfulness import aopc
 
-EMPIRICAL = {"empirical-ig": "ig", "empirical-ig-head": "ig", "empirical-sv": "sv", "empirical-sv-head": "sv"}
-"""Empirical explainer ids the app shows, and the expensive method each imitates."""
 DIFFMASK = ("diffmask-input", "diffmask-hidden")
 
 EXAMPLES = [
@@ -69,15 +73,6 @@ ATTENTION_HELP = (
     "Self-attention (AttViz): how much each token attends to itself, per head; the heatmap aggregates all heads "
     "of all layers, the plot shows every aggregation over the tokens."
 )
-VIEW_HELP = {
-    "ig": "Integrated Gradients: gradients along the path from the pad baseline to the text, summed per token.",
-    "sv": "Shapley Value Sampling: each token's average effect when added to random subsets of the others.",
-    "empirical-ig": "A copy of the encoder trained to predict Integrated Gradients' scores in one pass.",
-    "empirical-sv": "A copy of the encoder trained to predict Shapley Value Sampling's scores in one pass.",
-    "empirical-ig-head": "A small head on the prediction pass's hidden states, trained to predict IG: no extra pass.",
-    "empirical-sv-head": "A small head on the prediction pass's hidden states, trained to predict SV: no extra pass.",
-}
-"""What each attribution view is, in one line shown next to it."""
 FAITHFULNESS_HELP = (
     "Under each view, once it has been scored: AOPC comprehensiveness (how much the predicted class's probability "
     "drops when the view's top 10%, 20%, ..., 100% tokens are replaced by the pad token; higher means the view "
@@ -109,6 +104,14 @@ THEME = gr.themes.Default(
 )
 
 
+def imitated() -> dict[str, str]:
+    """The registered empirical explainers, each with the expensive method it imitates (read when the app
+    is built, so an explainer registered before then gets its views)."""
+    return {
+        name: explainer_class(name).imitates for name in list_explainers() if explainer_class(name).kind == "empirical"
+    }
+
+
 def model_name(classifier: Classifier) -> str:
     """How the page names the model: its Hub id or folder, or what the embedded default is."""
     if classifier.is_default:
@@ -125,21 +128,22 @@ def load_empirical_explainers(
     ``sources`` maps ids (``empirical-ig``, ``diffmask-input``, ...) to Hub ids or folders; without it
     the embedded default classifier gets its embedded ones and any other classifier none.
     """
+    imitating = imitated()
     if sources is None:
         sources = {}
         if classifier.is_default:
             sources = {
                 name: str(DEFAULT_EXPLAINERS / name)
-                for name in (*EMPIRICAL, *DIFFMASK)
+                for name in (*imitating, *DIFFMASK)
                 if (DEFAULT_EXPLAINERS / name).is_dir()
             }
     explainers = {}
     problems = [
-        f"{name}: no such explainer in the app (use {', '.join((*EMPIRICAL, *DIFFMASK))})"
+        f"{name}: no such explainer in the app (use {', '.join((*imitating, *DIFFMASK))})"
         for name in sources
-        if name not in (*EMPIRICAL, *DIFFMASK)
+        if name not in (*imitating, *DIFFMASK)
     ]
-    for name in (*EMPIRICAL, *DIFFMASK):
+    for name in (*imitating, *DIFFMASK):
         if name in sources:
             option = "probes" if name in DIFFMASK else "explainer"
             try:
@@ -161,8 +165,9 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
     (the expensive methods, behind a button, in a queue of their own so they never hold up the rest).
     """
     classifier = classifier or load_classifier()
+    imitating = imitated()
     loaded, problems = load_empirical_explainers(classifier, empirical)
-    explainers = {name: e for name, e in loaded.items() if name in EMPIRICAL}
+    explainers = {name: e for name, e in loaded.items() if name in imitating}
     probes = {name: e for name, e in loaded.items() if name in DIFFMASK}
     attention = {how: get_explainer("attention", classifier, aggregation=how) for how in AGGREGATIONS}
     # IG hooks into the model it attributes: it gets its own copy (keeping the faster fused attention), so
@@ -284,9 +289,9 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
         expensive = {d["method"]: Explanation.from_dict(d) for d in expensive_raw or []}
         if not expensive or not empirical or empirical[0].text != next(iter(expensive.values())).text:
             return [gr.skip()] * (2 * len(explainers) + 2)  # the empirical views are of another text
-        scales = {m: scale_of(e, *(x for x in empirical if EMPIRICAL[x.method] == m)) for m, e in expensive.items()}
-        empirical_views = [highlights(e, scales[EMPIRICAL[e.method]]) for e in empirical]
-        lines = [agreement_line(e, expensive[EMPIRICAL[e.method]]) for e in empirical]
+        scales = {m: scale_of(e, *(x for x in empirical if imitating[x.method] == m)) for m, e in expensive.items()}
+        empirical_views = [highlights(e, scales[imitating[e.method]]) for e in empirical]
+        lines = [agreement_line(e, expensive[imitating[e.method]]) for e in empirical]
         return (
             *empirical_views,
             *lines,
@@ -329,22 +334,22 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
         with gr.Row():
             for method in ("ig", "sv"):
                 with gr.Column():
-                    for name in (n for n in explainers if EMPIRICAL[n] == method):
+                    for name in (n for n in explainers if imitating[n] == method):
                         empirical_views.append(
-                            gr.HighlightedText(label=METHOD_NAMES[name], show_legend=True, elem_id=f"view-{name}")
+                            gr.HighlightedText(label=display_name(name), show_legend=True, elem_id=f"view-{name}")
                         )
-                        gr.Markdown(VIEW_HELP[name])
+                        gr.Markdown(explainer_class(name).description)
                         empirical_costs.append(gr.Markdown())
                         agreement_lines.append(gr.Markdown())
                         empirical_faithfulness.append(gr.Markdown(elem_id=f"faithfulness-{name}"))
                     expensive_views[method] = gr.HighlightedText(
-                        label=METHOD_NAMES[method], show_legend=True, elem_id=f"view-{method}"
+                        label=display_name(method), show_legend=True, elem_id=f"view-{method}"
                     )
-                    gr.Markdown(VIEW_HELP[method])
+                    gr.Markdown(explainer_class(method).description)
                     expensive_views[f"{method}-cost"] = gr.Markdown()
                     expensive_views[f"{method}-faithfulness"] = gr.Markdown(elem_id=f"faithfulness-{method}")
         curves = {
-            m: load_curve(explainers[n].source, explainers[n].revision) for n, m in EMPIRICAL.items() if n in explainers
+            m: load_curve(explainers[n].source, explainers[n].revision) for n, m in imitating.items() if n in explainers
         }
         curves = {m: c for m, c in curves.items() if c is not None}
         if curves:
@@ -372,7 +377,7 @@ def build_app(classifier: Classifier | None = None, empirical: dict[str, str] | 
                     )
             gr.Markdown(ATTENTION_HELP)
             attention_view = gr.HighlightedText(
-                label=METHOD_NAMES["attention"], show_legend=True, elem_id="view-attention"
+                label=display_name("attention"), show_legend=True, elem_id="view-attention"
             )
             attention_faithfulness = gr.Markdown(elem_id="faithfulness-attention")
             series_plot = gr.HTML(label="Self-attention aggregations over tokens", elem_id="view-aggregations")

@@ -7,20 +7,10 @@ from dataclasses import replace
 
 from empexp.convergence import agreement
 from empexp.diffmask import validation_markdown
+from empexp.explainers import display_name
 from empexp.explanation import Explanation
 from empexp.faithfulness import METRICS
 
-METHOD_NAMES = {
-    "ig": "Integrated Gradients",
-    "sv": "Shapley Value Sampling",
-    "empirical-ig": "Empirical IG (encoder copy)",
-    "empirical-sv": "Empirical SV (encoder copy)",
-    "empirical-ig-head": "Empirical IG (head on the prediction pass)",
-    "empirical-sv-head": "Empirical SV (head on the prediction pass)",
-    "attention": "Self-attention",
-    "diffmask-input": "DiffMask (input)",
-    "diffmask-hidden": "DiffMask (hidden states)",
-}
 SAMPLE_NAMES = {"ig": "steps", "sv": "permutations"}
 
 
@@ -58,7 +48,7 @@ def highlights(explanation: Explanation, scale: float | None = None) -> list[tup
 
 def cost(explanation: Explanation) -> str:
     """One line of Markdown: method, samples, model passes and time for this explanation."""
-    name = METHOD_NAMES.get(explanation.method, explanation.method)
+    name = display_name(explanation.method)
     samples = ""
     if explanation.samples is not None:
         samples = f" · {explanation.samples} {SAMPLE_NAMES.get(explanation.method, 'samples')}"
@@ -69,7 +59,7 @@ def agreement_line(estimate: Explanation, target: Explanation) -> str:
     """One line of Markdown: how close an empirical explanation is to the expensive one."""
     numbers = agreement(estimate, target)
     return (
-        f"vs {METHOD_NAMES[target.method]}: MSE {numbers['mse']:.4f} · "
+        f"vs {display_name(target.method)}: MSE {numbers['mse']:.4f} · "
         f"Spearman rank correlation {numbers['spearman']:.2f}"
     )
 

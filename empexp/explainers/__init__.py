@@ -2,6 +2,14 @@
 
 from empexp.explainers import attention, captum, diffmask, empirical  # noqa: F401  (register every explainer)
 from empexp.explainers.base import Explainer, explain_together
-from empexp.explainers.registry import get_explainer, list_explainers, register
+from empexp.explainers.registry import display_name, explainer_class, get_explainer, list_explainers, register
 
-__all__ = ["Explainer", "explain_together", "get_explainer", "list_explainers", "register"]
+__all__ = [
+    "Explainer",
+    "display_name",
+    "explain_together",
+    "explainer_class",
+    "get_explainer",
+    "list_explainers",
+    "register",
+]

@@ -63,6 +63,9 @@ class Attention(Explainer):
     """
 
     name = "attention"
+    display_name = "Self-attention"
+    description = "Self-attention (AttViz): how much each token attends to itself, per head, aggregated."
+    kind = "attention"
     reads_attentions = True
 
     def __init__(

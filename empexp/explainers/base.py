@@ -6,13 +6,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from itertools import groupby
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from transformers.utils import ModelOutput
 
 from empexp.classifier import Classifier, EncodedText
 from empexp.explanation import Explanation
+
+Kind = Literal["expensive", "empirical", "diffmask", "attention"]
 
 
 class Explainer(ABC):
@@ -24,6 +26,19 @@ class Explainer(ABC):
 
     name: ClassVar[str]
     """Registry id, e.g. ``"ig"``."""
+
+    display_name: ClassVar[str]
+    """What people read, e.g. ``"Integrated Gradients"``."""
+
+    description: ClassVar[str]
+    """One line saying what the method is, shown beside its view and in ``--method`` help."""
+
+    kind: ClassVar[Kind]
+    """The family: ``expensive`` (many model passes), ``empirical`` (trained to imitate an expensive one),
+    ``diffmask`` (trained probes of the model's own states) or ``attention`` (read off the prediction pass)."""
+
+    imitates: ClassVar[str | None] = None
+    """For trained explainers that imitate another method: that method's id."""
 
     samples: int | None = None
     """Samples (IG steps, SV permutations) per explanation, where the method has such a knob."""

@@ -33,6 +33,9 @@ class IntegratedGradientsExplainer(Explainer):
     """
 
     name = "ig"
+    display_name = "Integrated Gradients"
+    description = "Integrated Gradients: gradients along the path from the pad baseline to the text, summed per token."
+    kind = "expensive"
 
     def __init__(
         self,
@@ -99,6 +102,9 @@ class ShapleyValueSamplingExplainer(Explainer):
     """
 
     name = "sv"
+    display_name = "Shapley Value Sampling"
+    description = "Shapley Value Sampling: each token's average effect when added to random subsets of the others."
+    kind = "expensive"
 
     def __init__(
         self,

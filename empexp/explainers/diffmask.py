@@ -96,6 +96,9 @@ class DiffMaskInput(DiffMaskExplainer):
     """Which input tokens the model can do without, as seen from each layer (DiffMask, input variant)."""
 
     name = "diffmask-input"
+    display_name = "DiffMask (input)"
+    description = "DiffMask, input variant: which input tokens the model still needs, as seen from each layer."
+    kind = "diffmask"
     variant = "input"
 
 
@@ -104,4 +107,7 @@ class DiffMaskHidden(DiffMaskExplainer):
     """Which tokens' hidden states each layer can do without (DiffMask, hidden variant)."""
 
     name = "diffmask-hidden"
+    display_name = "DiffMask (hidden states)"
+    description = "DiffMask, hidden variant: which tokens' states each layer needs."
+    kind = "diffmask"
     variant = "hidden"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -48,7 +48,6 @@ class EmpiricalExplainer(Explainer):
         ModelLoadError: the explainer cannot be loaded, or was trained for another classifier.
     """
 
-    imitates: ClassVar[str]
     """The expensive explainer's registry id."""
 
     def __init__(
@@ -90,6 +89,9 @@ class EmpiricalIG(EmpiricalExplainer):
     """Predicts Integrated Gradients' scores with a LoRA-adapted copy of the classifier's encoder (one pass)."""
 
     name = "empirical-ig"
+    display_name = "Empirical IG (encoder copy)"
+    description = "A copy of the encoder trained to predict Integrated Gradients' scores in one pass."
+    kind = "empirical"
     imitates = "ig"
 
 
@@ -98,6 +100,9 @@ class EmpiricalSV(EmpiricalExplainer):
     """Predicts Shapley Value Sampling's scores with a LoRA-adapted copy of the classifier's encoder (one pass)."""
 
     name = "empirical-sv"
+    display_name = "Empirical SV (encoder copy)"
+    description = "A copy of the encoder trained to predict Shapley Value Sampling's scores in one pass."
+    kind = "empirical"
     imitates = "sv"
 
 
@@ -106,6 +111,9 @@ class EmpiricalIGHead(EmpiricalExplainer):
     """Predicts Integrated Gradients' scores from the prediction pass's hidden states (no extra pass)."""
 
     name = "empirical-ig-head"
+    display_name = "Empirical IG (head on the prediction pass)"
+    description = "A small head on the prediction pass's hidden states, trained to predict IG: no extra pass."
+    kind = "empirical"
     imitates = "ig"
     reads_hidden_states = True
 
@@ -115,6 +123,9 @@ class EmpiricalSVHead(EmpiricalExplainer):
     """Predicts Shapley Value Sampling's scores from the prediction pass's hidden states (no extra pass)."""
 
     name = "empirical-sv-head"
+    display_name = "Empirical SV (head on the prediction pass)"
+    description = "A small head on the prediction pass's hidden states, trained to predict SV: no extra pass."
+    kind = "empirical"
     imitates = "sv"
     reads_hidden_states = True
 

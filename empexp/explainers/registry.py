@@ -13,7 +13,14 @@ _REGISTRY: dict[str, type[Explainer]] = {}
 
 
 def register(cls: type[Explainer]) -> type[Explainer]:
-    """Class decorator adding an explainer under its ``name``."""
+    """Class decorator adding an explainer under its ``name``; it must carry its metadata.
+
+    Raises:
+        ValueError: the name is taken, or ``display_name``, ``description`` or ``kind`` is missing.
+    """
+    missing = [field for field in ("name", "display_name", "description", "kind") if not hasattr(cls, field)]
+    if missing:
+        raise ValueError(f"{cls.__name__} lacks {', '.join(missing)}")
     if cls.name in _REGISTRY:
         raise ValueError(f"an explainer named {cls.name!r} is already registered")
     _REGISTRY[cls.name] = cls
@@ -25,6 +32,23 @@ def list_explainers() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def explainer_class(name: str) -> type[Explainer]:
+    """The class registered as ``name``: its metadata (``display_name``, ``description``, ``kind``, ...).
+
+    Raises:
+        UnknownExplainerError: no explainer is registered as ``name``.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownExplainerError(f"unknown explainer {name!r}; available: {', '.join(list_explainers())}") from None
+
+
+def display_name(name: str) -> str:
+    """The readable name of the explainer ``name``, or ``name`` itself if none is registered so."""
+    return _REGISTRY[name].display_name if name in _REGISTRY else name
+
+
 def get_explainer(name: str, classifier: Classifier, **options: Any) -> Explainer:
     """An explainer by id for ``classifier``; ``options`` go to its constructor (e.g. ``samples=20``).
 
@@ -32,10 +56,7 @@ def get_explainer(name: str, classifier: Classifier, **options: Any) -> Explaine
         UnknownExplainerError: no explainer is registered as ``name``.
         InputError: an option the explainer does not take.
     """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise UnknownExplainerError(f"unknown explainer {name!r}; available: {', '.join(list_explainers())}") from None
+    cls = explainer_class(name)
     accepted = [name for name, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
