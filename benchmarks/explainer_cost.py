@@ -80,7 +80,7 @@ def main() -> None:
         def own_pass(batch: dict, batch_logits: torch.Tensor) -> None:
             target = batch_logits.argmax(-1)
             with torch.no_grad():
-                model(batch, target, None, totals(batch, batch_logits, target))
+                model(batch, target, None, totals(batch, batch_logits, target)[0])
 
         label = "empirical-ig's own pass (encoder copy + head), no prediction"
         rows.append((label, one_at_a_time(own_pass, predicted), None))
@@ -91,7 +91,7 @@ def main() -> None:
             batch_logits, hidden = classifier.logits_and_hidden_states(batch)
             target = batch_logits.argmax(-1)
             with torch.no_grad():
-                head(batch, target, hidden, totals(batch, batch_logits, target))
+                head(batch, target, hidden, totals(batch, batch_logits, target)[0])
 
         rows.append(("forward pass + empirical-ig-head (prediction and explanation)", one_at_a_time(predict_with_head),
                      None))  # fmt: skip

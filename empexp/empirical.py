@@ -163,28 +163,31 @@ class ScoreTotals:
         self.classifier = classifier
         self.max_entries = max_entries
         self._cache: dict[tuple[int, ...], torch.Tensor] = {}
-        self.passes = 0
-        """Baseline rows run through the classifier so far (cache misses)."""
 
     @torch.no_grad()
-    def __call__(self, batch: dict[str, torch.Tensor], logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, batch: dict[str, torch.Tensor], logits: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, int]:
+        """The totals ``(batch,)`` and the baseline passes it took (layouts not in the cache)."""
         pad = self.classifier.tokenizer.pad_token_id
         baseline = {**batch, "input_ids": pad_baseline(batch["input_ids"], batch["special_tokens_mask"], pad)}
         fields = [k for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask") if k in batch]
-        keys = []
+        rows, computed = [], 0
         for row, real in enumerate(batch["attention_mask"].bool()):
             # Each layout runs alone, unpadded: its logits then do not depend on which batch met it first.
             single = {k: baseline[k][row : row + 1, real] for k in fields}
             key = tuple(tuple(single[k][0].tolist()) for k in ("input_ids", "token_type_ids") if k in single)
-            if key not in self._cache:
+            cached = self._cache.get(key)
+            if cached is None:
+                cached = self.classifier.logits(single)[0].float()
+                computed += 1
                 if len(self._cache) >= self.max_entries:
                     self._cache.clear()
-                self._cache[key] = self.classifier.logits(single)[0].float()
-                self.passes += 1
-            keys.append(key)
-        baseline_logits = torch.stack([self._cache[key] for key in keys]).to(logits.device)
+                self._cache[key] = cached
+            rows.append(cached)  # held here: a full cache is cleared without losing this batch's rows
+        baseline_logits = torch.stack(rows).to(logits.device)
         picked = targets.view(-1, 1)
-        return (logits.float().gather(1, picked) - baseline_logits.gather(1, picked)).squeeze(1)
+        return (logits.float().gather(1, picked) - baseline_logits.gather(1, picked)).squeeze(1), computed
 
 
 def load_empirical(name_or_path: str | Path, classifier: Classifier, *, revision: str | None = None) -> EmpiricalModel:

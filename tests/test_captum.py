@@ -26,7 +26,7 @@ def test_special_and_pad_positions_get_exactly_zero(tiny, method):
     batch = tiny.collate(tiny.encode(TEXTS[:2]))  # different lengths: the shorter one is padded
     with torch.no_grad():
         targets = tiny.logits(batch).argmax(-1)
-    scores = explainer.attribute(batch, targets)
+    scores = explainer.attribute(batch, targets).scores
     special = batch["special_tokens_mask"]
     assert (~batch["attention_mask"].bool() <= special).all()  # pads count as special
     assert torch.all(scores[special] == 0)

@@ -31,7 +31,7 @@ def logits_of(classifier) -> torch.Tensor:
 
 def loss(model, classifier, batch) -> torch.Tensor:
     hidden = None if model.extra_pass else classifier.logits_and_hidden_states(batch)[1]
-    total = ScoreTotals(classifier)(batch, batch["logits"], batch["predicted"])
+    total, _ = ScoreTotals(classifier)(batch, batch["logits"], batch["predicted"])
     scores = model(batch, batch["predicted"], hidden, total)
     return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
 
@@ -77,7 +77,7 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     logits, hidden = tiny.logits_and_hidden_states(batch)
     targets = logits.argmax(-1)
     with torch.no_grad():
-        expected = model.eval()(batch, targets, hidden, ScoreTotals(tiny)(batch, logits, targets))
+        expected = model.eval()(batch, targets, hidden, ScoreTotals(tiny)(batch, logits, targets)[0])
     loaded.explain(SENTENCES)  # the first explanation of a length also runs the classifier on its baseline
     explanations = loaded.explain(SENTENCES)
     for row, keep, explanation in zip(expected, batch["attention_mask"].bool(), explanations):

@@ -7,6 +7,7 @@ from empexp import cli, list_explainers
 from empexp.app import imitated
 from empexp.explainers import Explainer, display_name, explainer_class, register
 from empexp.explainers import registry as registry_module
+from empexp.explainers.base import Attribution
 
 
 @pytest.fixture()
@@ -23,7 +24,7 @@ def length_explainer():
 
         def attribute(self, batch, targets):
             positions = torch.arange(batch["input_ids"].shape[1], dtype=torch.float).expand_as(batch["input_ids"])
-            return positions.masked_fill(batch["special_tokens_mask"], 0.0)
+            return Attribution(positions.masked_fill(batch["special_tokens_mask"], 0.0))
 
     yield LengthExplainer
     del registry_module._REGISTRY[LengthExplainer.name]

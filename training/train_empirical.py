@@ -105,7 +105,7 @@ def step_loss(model, classifier: Classifier, batch: dict[str, torch.Tensor], ext
     hidden_states = None
     if not extra_pass:
         _, hidden_states = classifier.logits_and_hidden_states(batch)
-    total = totals(batch, batch["logits"], batch["predicted"]) if totals else None
+    total = totals(batch, batch["logits"], batch["predicted"])[0] if totals else None
     scores = model(batch, batch["predicted"], hidden_states, total)
     return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
 

@@ -13,7 +13,7 @@ import torch
 
 from empexp.classifier import Classifier
 from empexp.errors import InputError
-from empexp.explainers.base import Explainer
+from empexp.explainers.base import Attribution, Explainer
 from empexp.explainers.registry import register
 
 AGGREGATIONS = ("mean", "entropy", "std", "max", "min")
@@ -89,11 +89,11 @@ class Attention(Explainer):
         }
 
     @torch.no_grad()
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
         heads = self_attention(batch["attentions"])
         chosen = heads if self.layer is None else heads[:, self.layer : self.layer + 1]
-        return {
-            "scores": aggregate(chosen, self.aggregation, (1, 2)),
-            "layer_scores": aggregate(heads, self.aggregation, 2),
-            "head_scores": heads,
-        }
+        return Attribution(
+            aggregate(chosen, self.aggregation, (1, 2)),
+            layer_scores=aggregate(heads, self.aggregation, 2),
+            head_scores=heads,
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, ClassVar, Literal
 
@@ -15,6 +16,40 @@ from empexp.classifier import Classifier, EncodedText
 from empexp.explanation import Explanation
 
 Kind = Literal["expensive", "empirical", "diffmask", "attention"]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What :meth:`Explainer.attribute` computes for a batch, padded, tokens last.
+
+    Attributes:
+        scores: ``(batch, tokens)`` for the target classes; 0 at special and pad positions for the
+            attribution methods.
+        passes: model passes (rows) it ran beyond the prediction pass, for the reported cost.
+        layer_scores: ``(batch, layers or hook points, tokens)``, for methods that look inside the model.
+        head_scores: ``(batch, layers, heads, tokens)``, likewise.
+    """
+
+    scores: torch.Tensor
+    passes: int = 0
+    layer_scores: torch.Tensor | None = None
+    head_scores: torch.Tensor | None = None
+
+
+class PassCounter:
+    """Counts the model passes of one :meth:`Explainer.attribute` call: one per row of a wrapped forward's input."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def wrap(self, forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        """``forward``, counting the rows of its first argument."""
+
+        def counted(inputs: torch.Tensor, *args: Any) -> torch.Tensor:
+            self.rows += inputs.shape[0]
+            return forward(inputs, *args)
+
+        return counted
 
 
 class Explainer(ABC):
@@ -50,19 +85,17 @@ class Explainer(ABC):
         self.classifier = classifier
         self.batch_size = batch_size
         self.pad_batches = pad_batches
-        self._passes = 0
 
     reads_attentions: ClassVar[bool] = False
     """Whether :meth:`attribute` needs the prediction pass's attention weights (``batch["attentions"]``)."""
 
     @abstractmethod
-    def attribute(
-        self, batch: dict[str, torch.Tensor], targets: torch.Tensor
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Scores of shape ``(batch, tokens)`` for the ``targets`` classes; special and pad positions are 0.
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
+        """The :class:`Attribution` of a collated batch for the ``targets`` classes.
 
-        Methods that look inside the model return a dict instead: ``scores`` plus ``layer_scores``
-        ``(batch, layers, tokens)`` and/or ``head_scores`` ``(batch, layers, heads, tokens)``.
+        ``batch`` also holds the prediction pass's ``logits`` (and ``hidden_states`` / ``attentions``
+        where the class reads them). Explainers keep no state between calls: concurrent calls on one
+        explainer do not interfere (except through the model, for methods that hook into it).
         """
 
     def details(self) -> dict[str, Any]:
@@ -85,15 +118,6 @@ class Explainer(ABC):
                 results[i] = explanation
         return results
 
-    def counted(self, forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        """``forward`` counting one model pass per row of its first argument, for the reported cost."""
-
-        def wrapper(inputs: torch.Tensor, *args: Any) -> torch.Tensor:
-            self._passes += inputs.shape[0]
-            return forward(inputs, *args)
-
-        return wrapper
-
     def _explain_group(self, encoded: list[EncodedText]) -> list[Explanation]:
         start = time.perf_counter()
         batch = self.classifier.collate(encoded)
@@ -106,7 +130,6 @@ class Explainer(ABC):
         self, encoded: list[EncodedText], batch: dict[str, torch.Tensor], outputs: ModelOutput, start: float
     ) -> list[Explanation]:
         """Explanations of a collated batch given its prediction pass's ``outputs``, timed from ``start``."""
-        self._passes = len(encoded)  # the prediction pass
         logits = outputs.logits
         batch = {**batch, "logits": logits}
         if self.reads_hidden_states:
@@ -115,10 +138,10 @@ class Explainer(ABC):
             batch["attentions"] = outputs.attentions
         targets = logits.argmax(-1)
         result = self.attribute(batch, targets)
-        parts = result if isinstance(result, dict) else {"scores": result}
-        parts = {name: value.detach().float().cpu() for name, value in parts.items()}
+        parts = {"scores": result.scores, "layer_scores": result.layer_scores, "head_scores": result.head_scores}
+        parts = {name: value.detach().float().cpu() for name, value in parts.items() if value is not None}
         seconds = (time.perf_counter() - start) / len(encoded)
-        passes = self._passes / len(encoded)
+        passes = (len(encoded) + result.passes) / len(encoded)  # the prediction pass, then the method's own
         keep = batch["attention_mask"].bool().cpu()
         probabilities = self.classifier.probabilities(logits)
         # Tokens are the last dimension of every part; padding goes.

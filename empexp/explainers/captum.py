@@ -14,7 +14,7 @@ from captum.attr import IntegratedGradients, LayerIntegratedGradients, ShapleyVa
 
 from empexp import layers
 from empexp.classifier import Classifier, pad_baseline
-from empexp.explainers.base import Explainer
+from empexp.explainers.base import Attribution, Explainer, PassCounter
 from empexp.explainers.registry import register
 
 
@@ -53,28 +53,28 @@ class IntegratedGradientsExplainer(Explainer):
         self.samples = samples
         self.method = method
         self.internal_batch_size = internal_batch_size
-        layer = layers.embedding_layer(classifier.model)
         # Models without an embeddings module (XLNet) lay their word embeddings out sequence-first inside
         # the model, which Captum's layer hook cannot expand along the batch. Attributing to
         # ``inputs_embeds`` (batch-first) is the same computation for the word-embedding layer.
-        self._on_word_embeddings = layer is classifier.model.get_input_embeddings()
-        if self._on_word_embeddings:
-            self._ig = IntegratedGradients(self.counted(classifier.forward_embeds))
-        else:
-            self._ig = LayerIntegratedGradients(self.counted(classifier.forward), layer)
+        self._layer = layers.embedding_layer(classifier.model)
+        self._on_word_embeddings = self._layer is classifier.model.get_input_embeddings()
 
     def details(self) -> dict[str, Any]:
         return {"integration_method": self.method}
 
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
         inputs = batch["input_ids"]
         baselines = pad_baseline(inputs, batch["special_tokens_mask"], self.classifier.tokenizer.pad_token_id)
+        counter = PassCounter()
         if self._on_word_embeddings:
+            ig = IntegratedGradients(counter.wrap(self.classifier.forward_embeds))
             embed = self.classifier.model.get_input_embeddings()
             with torch.no_grad():
                 inputs, baselines = embed(inputs), embed(baselines)
-            self._passes += 2 * len(inputs)  # as Captum's layer variant, which runs the model to get them
-        attributions = self._ig.attribute(
+            counter.rows += 2 * len(inputs)  # as Captum's layer variant, which runs the model to get them
+        else:
+            ig = LayerIntegratedGradients(counter.wrap(self.classifier.forward), self._layer)
+        attributions = ig.attribute(
             inputs=inputs,
             baselines=baselines,
             target=targets,
@@ -83,7 +83,7 @@ class IntegratedGradientsExplainer(Explainer):
             method=self.method,
             internal_batch_size=self.internal_batch_size,
         )
-        return attributions.sum(-1)
+        return Attribution(attributions.sum(-1), passes=counter.rows)
 
 
 @register
@@ -119,19 +119,20 @@ class ShapleyValueSamplingExplainer(Explainer):
         self.samples = samples
         self.seed = seed
         self.perturbations_per_eval = perturbations_per_eval
-        self._sv = ShapleyValueSampling(self.counted(classifier.forward))
 
     def details(self) -> dict[str, Any]:
         return {"seed": self.seed}
 
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
         input_ids, special = batch["input_ids"], batch["special_tokens_mask"]
+        counter = PassCounter()
+        sv = ShapleyValueSampling(counter.wrap(self.classifier.forward))
         # Feature 0 is every special/pad position; each other token is its own feature, numbered in order.
         feature_mask = torch.where(special, 0, (~special).long().cumsum(-1))
         # Captum draws permutations from torch's global generator: fork it so seeding stays local.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            scores = self._sv.attribute(
+            scores = sv.attribute(
                 input_ids,
                 baselines=pad_baseline(input_ids, special, self.classifier.tokenizer.pad_token_id),
                 target=targets,
@@ -142,4 +143,4 @@ class ShapleyValueSamplingExplainer(Explainer):
             )
         # The special group's baseline is the input itself, so its contribution is exactly zero; Captum
         # reports rounding noise (~1e-9) from evaluating the same input in differently sized batches.
-        return scores.masked_fill(special, 0.0)
+        return Attribution(scores.masked_fill(special, 0.0), passes=counter.rows)

@@ -11,7 +11,7 @@ import torch
 from empexp.classifier import Classifier
 from empexp.diffmask import METRICS, load_diffmask, point_names
 from empexp.errors import InputError
-from empexp.explainers.base import Explainer
+from empexp.explainers.base import Attribution, Explainer
 from empexp.explainers.empirical import embedded_or
 from empexp.explainers.registry import register
 from empexp.hub import artefact_file
@@ -76,10 +76,10 @@ class DiffMaskExplainer(Explainer):
         }
 
     @torch.no_grad()
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
         states = self.model.states(self.classifier, batch, batch["hidden_states"])
         keep = self.model.keep_probabilities(self.model.gate_logits(states), self.model.ungated(batch))
-        return {"scores": keep[..., self.layer], "layer_scores": keep.transpose(1, 2)}
+        return Attribution(keep[..., self.layer], layer_scores=keep.transpose(1, 2))
 
 
 def _validation(probes: str | Path, revision: str | None) -> dict | None:

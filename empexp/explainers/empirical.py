@@ -11,7 +11,7 @@ import torch
 from empexp.classifier import Classifier
 from empexp.empirical import ScoreTotals, load_empirical
 from empexp.errors import InputError
-from empexp.explainers.base import Explainer
+from empexp.explainers.base import Attribution, Explainer
 from empexp.explainers.registry import register
 
 DEFAULT_EXPLAINERS = Path(__file__).parent.parent / "default"
@@ -73,15 +73,13 @@ class EmpiricalExplainer(Explainer):
         return {"imitates": self.model.imitates, "explainer": self.source}
 
     @torch.no_grad()
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-        if self.model.extra_pass:
-            self._passes += len(targets)
+    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
+        passes = len(targets) if self.model.extra_pass else 0
         total = None
         if self.model.complete:
-            before = self._totals.passes
-            total = self._totals(batch, batch["logits"], targets)
-            self._passes += self._totals.passes - before  # only for layouts not seen before
-        return self.model(batch, targets, batch.get("hidden_states"), total)
+            total, baseline_passes = self._totals(batch, batch["logits"], targets)
+            passes += baseline_passes  # only for layouts not seen before
+        return Attribution(self.model(batch, targets, batch.get("hidden_states"), total), passes=passes)
 
 
 @register
