@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from empexp.classifier import Classifier
 from empexp.errors import ModelLoadError
-from empexp.hub import cache_only_unless_reachable, hub_reachable
+from empexp.hub import hub_reachable
 
 WEIGHTS_NAME = "model.safetensors"
 IDENTITY_CHECKED = ("model_type", "hidden_size", "num_hidden_layers", "labels", "vocab_sha256")
@@ -123,8 +123,7 @@ def load_artefact(
     local = Path(source).is_dir()
     reachable = local or hub_reachable()
     try:
-        with cache_only_unless_reachable(reachable):
-            return cls.from_pretrained(source, revision=revision, classifier=classifier)
+        return cls.from_pretrained(source, revision=revision, classifier=classifier, local_files_only=not reachable)
     except ModelLoadError:
         raise
     except TypeError as error:  # config.json missing or lacking required fields

@@ -25,7 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from empexp import layers
 from empexp.errors import InputError, ModelLoadError
-from empexp.hub import cache_only_unless_reachable, hub_reachable, pip_shipped_path
+from empexp.hub import hub_reachable, pip_shipped_path
 
 DEFAULT_CLASSIFIER = Path(__file__).parent / "default" / "classifier"
 """The embedded default: a LoRA adapter on all-MiniLM-L6-v2 fine-tuned on SST-2, in Hub layout."""
@@ -312,10 +312,10 @@ def load_classifier(
     local = Path(source).is_dir()
     # Probe the Hub only when something must come from it: never for a local model on a local base.
     offline = not (local and _local_base(source)) and not hub_reachable()
-    options = {"revision": revision}
+    # Cached files only, per call, when the Hub cannot be reached: a missing model fails at once.
+    options = {"revision": revision, "local_files_only": offline}
     try:
-        with cache_only_unless_reachable(not offline):
-            model, tokenizer = _load(source, options, local=local, offline=offline, trust_remote_code=trust_remote_code)
+        model, tokenizer = _load(source, options, local=local, offline=offline, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, HFValidationError) as error:
         raise ModelLoadError(_load_error_message(source, local, offline, error)) from error
     if device is not None:
@@ -362,7 +362,7 @@ def _load_adapter(
     peft_config = PeftConfig.from_pretrained(source, **options)
     base = peft_config.base_model_name_or_path
     base_path = pip_shipped_path(base) or base
-    base_options = {"revision": peft_config.revision}
+    base_options = {"revision": peft_config.revision, "local_files_only": options["local_files_only"]}
     # An adapter may carry the classifier's own config (labels, head size) and tokeniser; else the base's serve.
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **options)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,7 +37,8 @@ def hub_reachable(timeout: float = 2.0) -> bool:
     """Whether the Hub endpoint answers a TCP connection; ``False`` at once in offline mode.
 
     ``huggingface_hub`` retries failed connections with back-off for half a minute, which reads as a
-    hang; probing once first lets callers fall back to the cache and fail fast.
+    hang; probing once first lets callers ask for cached files only (``local_files_only``, per call:
+    no process-wide flag is flipped) and fail fast.
     """
     if constants.HF_HUB_OFFLINE:
         return False
@@ -52,23 +51,6 @@ def hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-@contextmanager
-def _forced_offline() -> Iterator[None]:
-    previous = constants.HF_HUB_OFFLINE
-    # huggingface_hub reads this flag on every call (``is_offline_mode``), so setting it makes every
-    # lookup cache-only at once instead of retrying a dead connection.
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = previous
-
-
-def cache_only_unless_reachable(reachable: bool):
-    """A context in which Hub lookups use only the cache when the Hub is not ``reachable``."""
-    return nullcontext() if reachable else _forced_offline()
-
-
 def artefact_file(source: str | Path, filename: str, revision: str | None = None) -> Path | None:
     """``filename`` from an artefact's local folder or Hub repo (cache only when the Hub is unreachable),
     or ``None`` where it has none: for the optional files that ride along with weights (metrics, curves)."""
@@ -79,7 +61,6 @@ def artefact_file(source: str | Path, filename: str, revision: str | None = None
     from huggingface_hub.errors import HFValidationError
 
     try:
-        with cache_only_unless_reachable(hub_reachable()):
-            return Path(hf_hub_download(str(source), filename, revision=revision))
+        return Path(hf_hub_download(str(source), filename, revision=revision, local_files_only=not hub_reachable()))
     except (OSError, ValueError, HFValidationError):  # not there, not cached, or not a repo id
         return None
