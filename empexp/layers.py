@@ -42,17 +42,43 @@ def position_ids(model: PreTrainedModel, input_ids: torch.Tensor) -> torch.Tenso
     return derive(input_ids, embeddings.padding_idx)
 
 
-def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
-    """The stack of transformer layers, found as the module list holding ``num_hidden_layers`` blocks.
+LAYER_PATHS: dict[str, str] = {
+    "bert": "encoder.layer",
+    "roberta": "encoder.layer",
+    "electra": "encoder.layer",
+    "xlnet": "layer",
+}
+"""Where each architecture (``config.model_type``) keeps its stack of layers, relative to ``base_model``.
 
-    BERT, RoBERTa and ELECTRA keep it at ``encoder.layer``, XLNet at ``transformer.layer``; searching
-    the base model for it works for all of them without naming either.
+Add an entry for an architecture the structural search cannot settle, as inseq's model config does:
+``empexp.layers.LAYER_PATHS["my-model"] = "blocks"``."""
+
+
+def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
+    """The stack of ``num_hidden_layers`` transformer layers.
+
+    Taken from :data:`LAYER_PATHS` for known architectures; otherwise found as the one module list of
+    that length in the base model.
+
+    Raises:
+        ValueError: the path in :data:`LAYER_PATHS` holds no such list, or the search finds none or
+            several (then it names them: add the right one to :data:`LAYER_PATHS`).
     """
     count = model.config.num_hidden_layers
-    found = [m for m in model.base_model.modules() if isinstance(m, nn.ModuleList) and len(m) == count]
-    if not found:
-        raise ValueError(f"no list of {count} layers in {type(model.base_model).__name__}")
-    return found[0]
+    kind = model.config.model_type
+    base = model.base_model
+    if kind in LAYER_PATHS:
+        stack = base.get_submodule(LAYER_PATHS[kind])
+        if not isinstance(stack, nn.ModuleList) or len(stack) != count:
+            raise ValueError(f"{kind}: LAYER_PATHS says {LAYER_PATHS[kind]!r}, which is not a list of {count} layers")
+        return stack
+    found = {name: m for name, m in base.named_modules() if isinstance(m, nn.ModuleList) and len(m) == count}
+    if len(found) != 1:
+        what = f"several lists of {count} modules ({', '.join(found)})" if found else f"no list of {count} layers"
+        raise ValueError(
+            f"{kind}: {what} in {type(base).__name__}; name the layers in empexp.layers.LAYER_PATHS[{kind!r}]"
+        )
+    return next(iter(found.values()))
 
 
 def sequence_first(model: PreTrainedModel) -> bool:

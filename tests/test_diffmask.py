@@ -240,3 +240,21 @@ def test_toy_task_probes_keep_exactly_the_query_digits():
     assert max(quality["sampled_kl"]) <= probes.margin, quality
     # The digit embeddings cannot tell which digits are queried: every digit is kept there.
     assert quality["recall"][0] >= 0.99, quality
+
+
+def test_layer_lookup_uses_the_named_path_and_refuses_to_guess(bert, monkeypatch):
+    model = bert.model
+    assert layers.encoder_layers(model) is model.base_model.encoder.layer
+    # An unknown architecture with two candidate lists of the right length: no guess, a message saying what to do.
+    monkeypatch.setattr(model.config, "model_type", "unheard-of")
+    model.base_model.extra = torch.nn.ModuleList(torch.nn.Identity() for _ in range(model.config.num_hidden_layers))
+    try:
+        with pytest.raises(ValueError, match=r"several lists .*encoder\.layer.*extra.*LAYER_PATHS\['unheard-of'\]"):
+            layers.encoder_layers(model)
+        monkeypatch.setitem(layers.LAYER_PATHS, "unheard-of", "encoder.layer")
+        assert layers.encoder_layers(model) is model.base_model.encoder.layer
+        monkeypatch.setitem(layers.LAYER_PATHS, "unheard-of", "extra.0")
+        with pytest.raises(ValueError, match="not a list of"):
+            layers.encoder_layers(model)
+    finally:
+        del model.base_model.extra
