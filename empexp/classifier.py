@@ -52,6 +52,10 @@ class EncodedText:
     special: list[bool]
     truncated: bool
     token_type_ids: list[int] | None = None
+    text_pair: str | None = None
+    """The second text of a pair; ``offsets`` of its tokens point into it."""
+    segments: list[int] | None = None
+    """For pairs, each token's text: 0 or 1 (see :func:`segments_of`)."""
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -64,9 +68,11 @@ class Prediction:
     label: str
     probabilities: dict[str, float]
     truncated: bool
+    text_pair: str | None = None
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "label": self.label, "probabilities": self.probabilities}
+        pair = {} if self.text_pair is None else {"text_pair": self.text_pair}
+        return {"text": self.text, **pair, "label": self.label, "probabilities": self.probabilities}
 
 
 class Classifier:
@@ -145,41 +151,58 @@ class Classifier:
             "fingerprint": [round(x, 4) for x in probe.tolist()],
         }
 
-    def encode(self, texts: Sequence[str]) -> list[EncodedText]:
-        """Tokenise each text on its own (no padding), truncating to :attr:`max_length`.
+    def encode(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> list[EncodedText]:
+        """Tokenise each text (with its pair, if given) on its own, no padding, truncated to :attr:`max_length`.
+
+        Pairs follow the transformers convention: ``text_pairs[i]`` is the second text of instance
+        ``i``, both are truncated longest first, and each token's offsets point into its own text.
 
         Raises:
-            InputError: a text is not a string, or is empty or whitespace only.
+            InputError: a text is not a string (a tuple names ``text_pairs``), is empty or whitespace only,
+                ``text_pairs`` does not match ``texts``, or a pair cannot fit.
         """
         for text in texts:
             check_text(text)
-        encodings = []
-        for text in texts:
-            enc = self.tokenizer(
-                text,
-                truncation=True,
-                max_length=self.max_length,
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
-                return_special_tokens_mask=True,
-            )
+        if text_pairs is not None:
+            if len(text_pairs) != len(texts):
+                raise InputError(f"{len(texts)} texts but {len(text_pairs)} text pairs: give one pair per text")
+            for text_pair in text_pairs:
+                check_text(text_pair)
+        pairs = [None] * len(texts) if text_pairs is None else list(text_pairs)
+        return [self._encode_one(text, text_pair) for text, text_pair in zip(texts, pairs)]
+
+    def _encode_one(self, text: str, text_pair: str | None) -> EncodedText:
+        options = {"return_offsets_mapping": True, "return_special_tokens_mask": True}
+        if text_pair is None:
+            enc = self.tokenizer(text, truncation=True, max_length=self.max_length, return_overflowing_tokens=True,
+                                 **options)  # fmt: skip
             # With overflow on, a fast tokeniser returns one row per chunk: more than one means cut.
-            ids = enc["input_ids"][0]
-            special = [bool(s) for s in enc["special_tokens_mask"][0]]
-            offsets = [None if s else tuple(span) for s, span in zip(special, enc["offset_mapping"][0])]
-            types = enc.get("token_type_ids")
-            encodings.append(
-                EncodedText(
-                    text=text,
-                    input_ids=ids,
-                    tokens=self.tokenizer.convert_ids_to_tokens(ids),
-                    offsets=offsets,
-                    special=special,
-                    truncated=len(enc["input_ids"]) > 1,
-                    token_type_ids=types[0] if types is not None else None,
-                )
-            )
-        return encodings
+            truncated = len(enc["input_ids"]) > 1
+            enc = {key: values[0] for key, values in enc.items() if key != "overflow_to_sample_mapping"}
+            sequence_ids = [None if s else 0 for s in enc["special_tokens_mask"]]
+        else:
+            full = len(self.tokenizer(text, text_pair)["input_ids"])
+            budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True)
+            if budget < 2:
+                raise InputError(f"a pair cannot fit in {self.max_length} tokens with its special tokens")
+            batch = self.tokenizer(text, text_pair, truncation="longest_first", max_length=self.max_length, **options)
+            truncated = full > self.max_length
+            sequence_ids = batch.sequence_ids()
+            enc = dict(batch)
+        ids = enc["input_ids"]
+        special = [bool(s) for s in enc["special_tokens_mask"]]
+        offsets = [None if s else tuple(span) for s, span in zip(special, enc["offset_mapping"])]
+        return EncodedText(
+            text=text,
+            input_ids=ids,
+            tokens=self.tokenizer.convert_ids_to_tokens(ids),
+            offsets=offsets,
+            special=special,
+            truncated=truncated,
+            token_type_ids=enc.get("token_type_ids"),
+            text_pair=text_pair,
+            segments=segments_of(sequence_ids) if text_pair is not None else None,
+        )
 
     def collate(self, encoded: Sequence[EncodedText]) -> dict[str, torch.Tensor]:
         """Pad encodings into one batch (on the tokeniser's padding side) on the model's device.
@@ -262,9 +285,11 @@ class Classifier:
         probs = logits.float().softmax(-1).tolist()
         return [dict(zip(self.labels, row)) for row in probs]
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
-        """Predicted label and class probabilities for each text."""
-        encoded = self.encode(texts)
+    def predict(
+        self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
+    ) -> list[Prediction]:
+        """Predicted label and class probabilities for each text (or pair: ``text_pairs[i]`` goes with ``texts[i]``)."""
+        encoded = self.encode(texts, text_pairs)
         # Batches of similar length waste little compute on padding; results go back in input order.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         predictions: list[Prediction | None] = [None] * len(encoded)
@@ -274,7 +299,7 @@ class Classifier:
             for i, row, probs in zip(chunk, logits, self.probabilities(logits)):
                 target = int(row.argmax())
                 e = encoded[i]
-                predictions[i] = Prediction(e.text, target, self.labels[target], probs, e.truncated)
+                predictions[i] = Prediction(e.text, target, self.labels[target], probs, e.truncated, e.text_pair)
         return predictions
 
 
@@ -283,8 +308,24 @@ def pad_baseline(input_ids: torch.Tensor, special_tokens_mask: torch.Tensor, pad
     return torch.where(special_tokens_mask, input_ids, torch.full_like(input_ids, pad_token_id))
 
 
+def segments_of(sequence_ids: Sequence[int | None]) -> list[int]:
+    """Per token, which text of a pair it belongs to: the tokeniser's sequence id for text tokens; a
+    special token takes the segment of the text token before it (0 at the start), so ``[CLS] a [SEP]``
+    is segment 0 and ``b [SEP]`` segment 1."""
+    segments, current = [], 0
+    for sequence_id in sequence_ids:
+        current = current if sequence_id is None else sequence_id
+        segments.append(current)
+    return segments
+
+
 def check_text(text: object) -> None:
     """Raise :class:`InputError` unless ``text`` is a non-blank string."""
+    if isinstance(text, (tuple, list)):
+        raise InputError(
+            "expected text as a string, got a tuple: give the second text of a pair as text_pair "
+            "(predict(texts, text_pairs=...), explain(texts, text_pairs=...))"
+        )
     if not isinstance(text, str):
         raise InputError(f"expected text as a string, got {type(text).__name__}")
     if not text.strip():

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--revision", help="Hub revision (branch, tag or commit sha) of --model")
         sub.add_argument("--input-file", help="plain text, one instance per line ('-' reads standard input)")
         sub.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
+        sub.add_argument(
+            "--pairs",
+            action="store_true",
+            help="text pairs: TEXT arguments come two by two, --input-file lines are TEXT<TAB>TEXT_PAIR",
+        )
 
     add_common(commands.add_parser("predict", help="predicted label and class probabilities"))
     explain = commands.add_parser("explain", help="token attributions for the predicted class")
@@ -96,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("push", "space"):
             print(_publish(args).commit_url, flush=True)
             return 0
-        texts = _texts(args, parser)
+        texts, text_pairs = _texts(args, parser)
         classifier = load_classifier(args.model, revision=args.revision, device=args.device)
-        for result in _run(args, classifier, texts):
+        for result in _run(args, classifier, texts, text_pairs):
             if result.truncated:
                 print(
                     f"empexp: note: only the first {classifier.max_length} tokens of {result.text[:40]!r}... were used",
@@ -132,25 +137,41 @@ def _publish(args: argparse.Namespace):
     )
 
 
-def _texts(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
-    texts = list(args.texts)
+def _texts(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list[str], list[str] | None]:
+    """The texts, and with ``--pairs`` their second texts (positional ones two by two, file lines split at a tab)."""
+    lines = []
     if args.input_file == "-":
-        texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     elif args.input_file:
         try:
-            texts += read_lines(args.input_file)
+            lines = read_lines(args.input_file)
         except (OSError, UnicodeDecodeError) as error:
             parser.error(f"cannot read --input-file: {error}")
-    if not texts:
+    if not args.texts and not lines:
         parser.error("give at least one TEXT or --input-file")
-    for text in texts:
+    if not args.pairs:
+        texts = [*args.texts, *lines]
+        for text in texts:
+            check_text(text)
+        return texts, None
+    if len(args.texts) % 2:
+        parser.error("with --pairs, TEXT arguments come two by two (text, then its pair)")
+    pairs = list(zip(args.texts[::2], args.texts[1::2]))
+    for number, line in enumerate(lines, 1):
+        if line.count("\t") != 1:
+            parser.error(f"with --pairs, line {number} of --input-file must hold TEXT<TAB>TEXT_PAIR")
+        pairs.append(tuple(line.split("\t")))
+    for text, text_pair in pairs:
         check_text(text)
-    return texts
+        check_text(text_pair)
+    return [text for text, _ in pairs], [text_pair for _, text_pair in pairs]
 
 
-def _run(args: argparse.Namespace, classifier: Classifier, texts: list[str]) -> Iterator[Prediction | Explanation]:
+def _run(
+    args: argparse.Namespace, classifier: Classifier, texts: list[str], text_pairs: list[str] | None
+) -> Iterator[Prediction | Explanation]:
     if args.command == "predict":
-        yield from classifier.predict(texts)
+        yield from classifier.predict(texts, text_pairs)
         return
     options = {
         key: value
@@ -170,7 +191,8 @@ def _run(args: argparse.Namespace, classifier: Classifier, texts: list[str]) -> 
     explainer = get_explainer(args.method, classifier, **options)
     explained = []
     for start in range(0, len(texts), CHUNK):
-        chunk = explainer.explain(texts[start : start + CHUNK])
+        pairs = None if text_pairs is None else text_pairs[start : start + CHUNK]
+        chunk = explainer.explain(texts[start : start + CHUNK], pairs)
         explained += chunk if args.attviz else []
         yield from chunk
     if args.attviz:

@@ -102,15 +102,19 @@ class Explainer(ABC):
         """Method settings recorded with each explanation."""
         return {}
 
-    def explain(self, texts: str | Sequence[str]) -> list[Explanation]:
-        """Explain the predicted class of each text; the result keeps the order of ``texts``.
+    def explain(self, texts: str | Sequence[str], text_pairs: str | Sequence[str] | None = None) -> list[Explanation]:
+        """Explain the predicted class of each text, or pair (``text_pairs[i]`` goes with ``texts[i]``);
+        the result keeps the order of ``texts``.
 
         Raises:
-            InputError: a text is empty, whitespace only, or not a string.
+            InputError: a text is empty, whitespace only, or not a string (a tuple: use ``text_pairs``),
+                or ``text_pairs`` does not match ``texts``.
         """
         if isinstance(texts, str):
             texts = [texts]
-        encoded = self.classifier.encode(texts)
+        if isinstance(text_pairs, str):
+            text_pairs = [text_pairs]
+        encoded = self.classifier.encode(texts, text_pairs)
         results: list[Explanation | None] = [None] * len(encoded)
         for group in group_by_length(encoded, self.batch_size, pad=self.pad_batches):
             members = [encoded[i] for i in group]
@@ -162,14 +166,17 @@ class Explainer(ABC):
                 seconds=seconds,
                 truncated=e.truncated,
                 details=self.details(),
+                text_pair=e.text_pair,
+                segment=e.segments,
                 **values,
             )
             for e, values, target, probs in zip(encoded, unpadded, targets, probabilities, strict=True)
         ]
 
 
-def explain_together(explainers: Sequence[Explainer], text: str) -> list[Explanation]:
-    """``text`` explained by each of ``explainers`` (all of one classifier) from one shared prediction pass.
+def explain_together(explainers: Sequence[Explainer], text: str, text_pair: str | None = None) -> list[Explanation]:
+    """``text`` (with ``text_pair``, if given) explained by each of ``explainers`` (all of one classifier)
+    from one shared prediction pass.
 
     What the app's one-pass views use. Each explanation still counts that pass and its time in its
     cost: what the method costs on its own.
@@ -181,7 +188,7 @@ def explain_together(explainers: Sequence[Explainer], text: str) -> list[Explana
     classifier = explainers[0].classifier
     if any(e.classifier is not classifier for e in explainers):
         raise ValueError("explain_together needs explainers of one classifier")
-    encoded = classifier.encode([text])
+    encoded = classifier.encode([text], None if text_pair is None else [text_pair])
     start = time.perf_counter()
     batch = classifier.collate(encoded)
     outputs = classifier.outputs(
