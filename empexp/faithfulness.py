@@ -70,14 +70,16 @@ def aopc(
     Raises:
         ValueError: an explanation's tokens are not what ``classifier`` makes of its text.
     """
-    texts = list(dict.fromkeys(e.text for e in explanations))
-    encoded = dict(zip(texts, classifier.encode(texts)))
+    instances = list(dict.fromkeys((e.text, e.text_pair) for e in explanations))
+    encoded = {
+        (text, pair): classifier.encode([text], None if pair is None else [pair])[0] for text, pair in instances
+    }
     pad = classifier.tokenizer.pad_token_id
-    rows: dict[tuple[str, tuple[int, ...]], int] = {}  # (text, input ids) -> row of `inputs`
+    rows: dict[tuple[str, str | None, tuple[int, ...]], int] = {}  # (text, pair, input ids) -> row of `inputs`
     inputs: list[tuple[EncodedText, list[int]]] = []
 
     def row_of(e: EncodedText, ids: list[int]) -> int:
-        key = (e.text, tuple(ids))
+        key = (e.text, e.text_pair, tuple(ids))
         if key not in rows:
             rows[key] = len(inputs)
             inputs.append((e, ids))
@@ -85,7 +87,7 @@ def aopc(
 
     plans = []
     for explanation in explanations:
-        e = encoded[explanation.text]
+        e = encoded[explanation.text, explanation.text_pair]
         if explanation.tokens != e.tokens:
             raise ValueError(
                 f"the {explanation.method} explanation's tokens are not the classifier's for its text: "

@@ -112,3 +112,21 @@ def test_cli_pairs_come_two_by_two_or_tab_separated(capsys, bert_path, tmp_path)
     lines.write_text("no tab here\n")
     with pytest.raises(SystemExit):
         main(["predict", "--model", str(bert_path), "--pairs", "--input-file", str(lines)])
+
+
+def test_faithfulness_of_a_pair_perturbs_the_pair(tiny):
+    from empexp.faithfulness import aopc
+
+    pair = get_explainer("ig", tiny, samples=4).explain(PREMISE, HYPOTHESIS)
+    single = get_explainer("ig", tiny, samples=4).explain(PREMISE)
+    together = aopc(tiny, [*pair, *single])
+    assert together == [*aopc(tiny, pair), *aopc(tiny, single)]  # one text, two instances: kept apart
+    # Every token removed (k = 100%): the probability falls to the pad baseline's, with the pair's segments.
+    full = aopc(tiny, pair, fractions=(1.0,))[0]["comprehensiveness"]
+    batch = tiny.collate(tiny.encode([PREMISE], [HYPOTHESIS]))
+    baseline = pad_baseline(batch["input_ids"], batch["special_tokens_mask"], tiny.tokenizer.pad_token_id)
+    with torch.no_grad():
+        inputs = tiny.model_inputs(batch)
+        p = tiny.forward(batch["input_ids"], *inputs).softmax(-1)[0, pair[0].target]
+        p_baseline = tiny.forward(baseline, *inputs).softmax(-1)[0, pair[0].target]
+    assert full == pytest.approx(float(p - p_baseline), abs=1e-5)
