@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
-    texts = read_tsv(args.data)[0][: args.n]
+    texts = read_tsv(args.data).texts[: args.n]
     encoded = [classifier.collate(classifier.encode([t])) for t in texts]
     s = args.samples
 

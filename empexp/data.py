@@ -5,25 +5,38 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def read_tsv(path: str | Path) -> tuple[list[str], list[int]]:
-    """Texts and integer labels from a TSV with a header naming ``label`` and a text column.
+@dataclass(frozen=True)
+class Labelled:
+    """Labelled texts: ``texts``, their second texts ``text_pairs`` (``None`` unless the data are pairs), ``labels``."""
 
-    The text column is whichever other column the header names (SST-2 uses ``sentence`` for train and
-    ``content`` for dev).
-    """
+    texts: list[str]
+    text_pairs: list[str] | None
+    labels: list[int]
+
+    def __getitem__(self, index: slice) -> Labelled:
+        pairs = None if self.text_pairs is None else self.text_pairs[index]
+        return Labelled(self.texts[index], pairs, self.labels[index])
+
+
+def read_tsv(path: str | Path) -> Labelled:
+    """Texts (and text pairs) with integer labels from a TSV whose header names ``label`` and one or two
+    text columns, in order (SST-2: ``sentence`` or ``content``; MRPC: ``sentence1``, ``sentence2``)."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader)
         label_col = header.index("label")
-        text_col = next(i for i, name in enumerate(header) if i != label_col)
-        texts, labels = [], []
-        for row in reader:
-            texts.append(row[text_col])
-            labels.append(int(row[label_col]))
-    return texts, labels
+        text_cols = [i for i in range(len(header)) if i != label_col]
+        if len(text_cols) not in (1, 2):
+            raise ValueError(f"{path}: expected a label column and one or two text columns, got {header}")
+        rows = list(reader)
+    labels = [int(row[label_col]) for row in rows]
+    texts = [row[text_cols[0]] for row in rows]
+    pairs = [row[text_cols[1]] for row in rows] if len(text_cols) == 2 else None
+    return Labelled(texts, pairs, labels)
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -33,8 +46,8 @@ def read_lines(path: str | Path) -> list[str]:
 
 
 def read_texts(path: str | Path) -> list[str]:
-    """The texts of a TSV with a header (GLUE layout, labels ignored) or of a plain file, one per line."""
-    return read_tsv(path)[0] if Path(path).suffix == ".tsv" else read_lines(path)
+    """The (first) texts of a TSV with a header (GLUE layout, labels ignored) or of a plain file, one per line."""
+    return read_tsv(path).texts if Path(path).suffix == ".tsv" else read_lines(path)
 
 
 def select_texts(texts: Sequence[str], *, limit: int | None = None, min_words: int = 1, seed: int = 0) -> list[str]:
@@ -63,3 +76,12 @@ def pseudo_documents(
             length += len(part.split())
         documents.append(" ".join(parts))
     return documents
+
+
+def classification_scores(predicted: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
+    """``accuracy`` and ``f1`` (of class 1, GLUE's F1 for MRPC), rounded to 4 decimals."""
+    hits = sum(p == y for p, y in zip(predicted, labels, strict=True))
+    true_positive = sum(p == y == 1 for p, y in zip(predicted, labels))
+    predicted_positive, positive = sum(p == 1 for p in predicted), sum(y == 1 for y in labels)
+    f1 = 2 * true_positive / (predicted_positive + positive) if predicted_positive + positive else 0.0
+    return {"accuracy": round(hits / len(labels), 4), "f1": round(f1, 4)}

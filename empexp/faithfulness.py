@@ -71,9 +71,7 @@ def aopc(
         ValueError: an explanation's tokens are not what ``classifier`` makes of its text.
     """
     instances = list(dict.fromkeys((e.text, e.text_pair) for e in explanations))
-    encoded = {
-        (text, pair): classifier.encode([text], None if pair is None else [pair])[0] for text, pair in instances
-    }
+    encoded = {(text, pair): classifier.encode([text], None if pair is None else [pair])[0] for text, pair in instances}
     pad = classifier.tokenizer.pad_token_id
     rows: dict[tuple[str, str | None, tuple[int, ...]], int] = {}  # (text, pair, input ids) -> row of `inputs`
     inputs: list[tuple[EncodedText, list[int]]] = []

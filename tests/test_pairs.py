@@ -5,8 +5,9 @@ import torch
 from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
 from empexp import Explanation, get_explainer, layers
-from empexp.classifier import pad_baseline
+from empexp.classifier import INPUTS_KEY, pad_baseline
 from empexp.cli import main
+from empexp.data import classification_scores, read_tsv
 from empexp.errors import InputError
 
 PREMISE, HYPOTHESIS = "the movie was great", "the film is not bad"
@@ -130,3 +131,22 @@ def test_faithfulness_of_a_pair_perturbs_the_pair(tiny):
         p = tiny.forward(batch["input_ids"], *inputs).softmax(-1)[0, pair[0].target]
         p_baseline = tiny.forward(baseline, *inputs).softmax(-1)[0, pair[0].target]
     assert full == pytest.approx(float(p - p_baseline), abs=1e-5)
+
+
+def test_a_classifier_that_says_what_it_takes_refuses_the_other(bert, monkeypatch):
+    monkeypatch.setattr(bert.model.config, INPUTS_KEY, "pair", raising=False)
+    with pytest.raises(InputError, match="takes text pairs"):
+        bert.predict([PREMISE])
+    assert bert.predict([PREMISE], [HYPOTHESIS])[0].text_pair == HYPOTHESIS
+    monkeypatch.setattr(bert.model.config, INPUTS_KEY, "text")
+    with pytest.raises(InputError, match="not pairs"):
+        get_explainer("ig", bert).explain(PREMISE, HYPOTHESIS)
+
+
+def test_labelled_pairs_are_read_with_both_texts(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("label\tsentence1\tsentence2\n1\ta b\tc d\n0\te\tf\n")
+    data = read_tsv(path)
+    assert data.texts == ["a b", "e"] and data.text_pairs == ["c d", "f"] and data.labels == [1, 0]
+    assert data[:1].text_pairs == ["c d"]
+    assert classification_scores([1, 1, 0, 0], [1, 0, 0, 1]) == {"accuracy": 0.5, "f1": 0.5}

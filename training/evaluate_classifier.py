@@ -1,6 +1,7 @@
-"""Accuracy of a classifier (Hub id, folder, or the embedded default) on a labelled TSV.
+"""Accuracy and F1 (of class 1) of a classifier (Hub id, folder, or the embedded default) on a labelled TSV.
 
 python training/evaluate_classifier.py --data ../shared/data/sst2/dev.tsv [--model ID_OR_DIR]
+python training/evaluate_classifier.py --data ../shared/data/mrpc/dev.tsv --model embedded:mrpc   # pairs
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 import json
 
 from empexp.classifier import load_classifier
-from empexp.data import read_tsv
+from empexp.data import classification_scores, read_tsv
 
 
 def main() -> None:
@@ -19,19 +20,10 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
-    texts, labels = read_tsv(args.data)
-    predictions = classifier.predict(texts)
-    correct = sum(p.target == label for p, label in zip(predictions, labels))
-    print(
-        json.dumps(
-            {
-                "model": classifier.name_or_path,
-                "data": args.data,
-                "n": len(labels),
-                "accuracy": round(correct / len(labels), 4),
-            }
-        )
-    )
+    data = read_tsv(args.data)
+    predictions = classifier.predict(data.texts, data.text_pairs)
+    scores = classification_scores([p.target for p in predictions], data.labels)
+    print(json.dumps({"model": classifier.name_or_path, "data": args.data, "n": len(data.labels), **scores}))
 
 
 if __name__ == "__main__":

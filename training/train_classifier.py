@@ -34,7 +34,8 @@ from transformers import (
 )
 
 from empexp.cards import write_card
-from empexp.data import read_tsv
+from empexp.classifier import INPUTS_KEY
+from empexp.data import Labelled, classification_scores, read_tsv
 from empexp.hub import pip_shipped_path
 from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
@@ -90,35 +91,38 @@ def build_model(args: argparse.Namespace):
     return model, tokenizer
 
 
-def encode(tokenizer, texts: list[str], labels: list[int], max_length: int) -> list[dict]:
-    encoded = tokenizer(texts, truncation=True, max_length=max_length)
-    return [
-        {"input_ids": ids, "attention_mask": mask, "labels": label}
-        for ids, mask, label in zip(encoded["input_ids"], encoded["attention_mask"], labels)
-    ]
+def encode(tokenizer, data: Labelled, max_length: int) -> list[dict]:
+    """Tokenised examples (pairs truncated longest first, as ``Classifier.encode`` does) with their labels."""
+    encoded = tokenizer(data.texts, data.text_pairs, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    return [{**{k: encoded[k][i] for k in keys}, "labels": label} for i, label in enumerate(data.labels)]
 
 
 @torch.no_grad()
-def accuracy(model, loader, accelerator: Accelerator) -> float:
+def dev_scores(model, loader, accelerator: Accelerator) -> dict[str, float]:
+    """Dev ``accuracy`` and ``f1`` (of class 1)."""
     model.eval()
-    correct = total = 0
+    predicted, gold = [], []
     for batch in loader:
         predictions = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.argmax(-1)
         predictions, labels = accelerator.gather_for_metrics((predictions, batch["labels"]))
-        correct += int((predictions == labels).sum())
-        total += len(labels)
+        predicted += predictions.tolist()
+        gold += labels.tolist()
     model.train()
-    return correct / total
+    return classification_scores(predicted, gold)
 
 
-def export(model, tokenizer, accelerator: Accelerator, directory: Path, metrics: dict) -> None:
-    """Write the model in Hub layout (the adapter and the classifier config, or with ``--full`` the whole model)."""
+def export(model, tokenizer, accelerator: Accelerator, directory: Path, metrics: dict, inputs: str) -> None:
+    """Write the model in Hub layout (the adapter and the classifier config, or with ``--full`` the whole model);
+    the config records whether it takes single texts or pairs (``inputs``)."""
     if not accelerator.is_main_process:
         return
     directory.mkdir(parents=True, exist_ok=True)
     unwrapped = accelerator.unwrap_model(model)
+    adapter = hasattr(unwrapped, "peft_config")
+    setattr(unwrapped.base_model.model.config if adapter else unwrapped.config, INPUTS_KEY, inputs)
     unwrapped.save_pretrained(directory)
-    if hasattr(unwrapped, "peft_config"):
+    if adapter:
         config = unwrapped.base_model.model.config
         config.architectures = [type(unwrapped.base_model.model).__name__]
         config.save_pretrained(directory)
@@ -132,19 +136,15 @@ def main() -> None:
     set_seed(args.seed)
     model, tokenizer = build_model(args)
 
-    train_texts, train_labels = read_tsv(args.data_dir / "train.tsv")
-    dev_texts, dev_labels = read_tsv(args.data_dir / "dev.tsv")
-    if args.max_train:
-        train_texts, train_labels = train_texts[: args.max_train], train_labels[: args.max_train]
+    train, dev = read_tsv(args.data_dir / "train.tsv"), read_tsv(args.data_dir / "dev.tsv")
+    train = train[: args.max_train]
     collate = DataCollatorWithPadding(tokenizer)
     generator = torch.Generator().manual_seed(args.seed)
-    train_set = encode(tokenizer, train_texts, train_labels, args.max_length)
+    train_set = encode(tokenizer, train, args.max_length)
     train_loader = DataLoader(
         train_set, batch_size=args.batch_size, sampler=RandomSampler(train_set, generator=generator), collate_fn=collate
     )
-    dev_loader = DataLoader(
-        encode(tokenizer, dev_texts, dev_labels, args.max_length), batch_size=128, collate_fn=collate
-    )
+    dev_loader = DataLoader(encode(tokenizer, dev, args.max_length), batch_size=128, collate_fn=collate)
 
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
@@ -165,12 +165,16 @@ def main() -> None:
         accelerator.print(f"{'resuming at step ' + str(step) if step else 'starting'}; {total_steps} steps in all")
 
     def evaluate() -> None:
-        acc = accuracy(model, dev_loader, accelerator)
-        record = {"step": step, "dev_accuracy": acc, "loss": loss_value}
+        scores = dev_scores(model, dev_loader, accelerator)
+        acc = scores["accuracy"]
+        record = {"step": step, "dev_accuracy": acc, "dev_f1": scores["f1"], "loss": loss_value}
         if acc > state["best_accuracy"]:
             state.update(best_accuracy=acc, best_step=step)
-            export(model, tokenizer, accelerator, args.run_dir / "best", {**record, "args": jsonable(args)})
-        message = f"step {step}: dev accuracy {acc:.4f} (best {state['best_accuracy']:.4f})"
+            inputs = "text" if train.text_pairs is None else "pair"
+            export(model, tokenizer, accelerator, args.run_dir / "best", {**record, "args": jsonable(args)}, inputs)
+        message = (
+            f"step {step}: dev accuracy {acc:.4f}, F1 {scores['f1']:.4f} (best accuracy {state['best_accuracy']:.4f})"
+        )
         log_record(accelerator, log_path, record, progress, message)
 
     model.train()
