@@ -18,7 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from empexp.classifier import DEFAULT_NAME
+from empexp.classifier import DEFAULT_NAME, INPUTS_KEY
 from empexp.convergence import load_curve
 from empexp.diffmask import METRICS as DIFFMASK_METRICS
 from empexp.diffmask import point_names, validation_markdown
@@ -34,7 +34,9 @@ TRAINING_SCRIPTS = {
 }
 DEFAULT_DATASET = "stanfordnlp/sst2"
 """The data the project's scripts train on (GLUE SST-2); ``write_card(dataset=...)`` names another."""
-DATASET_NAMES = {"stanfordnlp/sst2": "SST-2"}
+MRPC_DATASET = "nyu-mll/glue"
+"""GLUE on the Hub; its ``mrpc`` configuration is the paraphrase task (text pairs)."""
+DATASET_NAMES = {"stanfordnlp/sst2": "SST-2", MRPC_DATASET: "GLUE (MRPC)"}
 LICENSE = "apache-2.0"
 
 
@@ -144,8 +146,10 @@ def _classifier_context(folder: Path, config: dict, dataset: str, _classifier: s
     training = read_json(folder / TRAINING_METRICS) or {}
     args = training.get("args", {})
     labels = [config["id2label"][key] for key in sorted(config.get("id2label", {}), key=int)]
-    accuracy = training.get("dev_accuracy")
+    accuracy, f1 = training.get("dev_accuracy"), training.get("dev_f1")
     results = [_result(dataset, "text-classification", "accuracy", accuracy, "accuracy")] if accuracy else []
+    if f1 is not None and config.get(INPUTS_KEY) == "pair":  # GLUE reports F1 for the paraphrase tasks
+        results.append(_result(dataset, "text-classification", "f1", f1, "F1"))
     context = {
         "title": f"{folder.name}: a {'/'.join(labels)} text classifier",
         "labels": labels,
@@ -153,6 +157,8 @@ def _classifier_context(folder: Path, config: dict, dataset: str, _classifier: s
         "base_model": adapter["base_model_name_or_path"] if adapter else args.get("base"),
         "model_type": config.get("model_type"),
         "accuracy": accuracy,
+        "f1": f1 if config.get(INPUTS_KEY) == "pair" else None,
+        "pairs": config.get(INPUTS_KEY) == "pair",
         "step": training.get("step"),
         "max_length": args.get("max_length", config.get("max_position_embeddings")),
         "command": command_line(TRAINING_SCRIPTS["classifier"], args) if args else "(not recorded)",

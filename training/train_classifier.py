@@ -33,7 +33,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from empexp.cards import write_card
+from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import INPUTS_KEY
 from empexp.data import Labelled, classification_scores, read_tsv
 from empexp.hub import pip_shipped_path
@@ -48,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--base", default="sentence-transformers/all-MiniLM-L6-v2", help="Hub id of the base")
     parser.add_argument("--base-path", type=Path, help="load the base from this folder (still recorded as --base)")
     parser.add_argument("--labels", nargs="+", default=["negative", "positive"], help="class names by index")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -203,7 +204,7 @@ def main() -> None:
 
     if accelerator.is_main_process:
         shutil.copytree(args.run_dir / "best", args.output_dir, dirs_exist_ok=True)
-        write_card(args.output_dir)
+        write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"best dev accuracy {state['best_accuracy']:.4f} at step {state['best_step']}")
         accelerator.print(f"exported to {args.output_dir}")
     push_if_asked(accelerator, args)
