@@ -150,3 +150,17 @@ def test_labelled_pairs_are_read_with_both_texts(tmp_path):
     assert data.texts == ["a b", "e"] and data.text_pairs == ["c d", "f"] and data.labels == [1, 0]
     assert data[:1].text_pairs == ["c d"]
     assert classification_scores([1, 1, 0, 0], [1, 0, 0, 1]) == {"accuracy": 0.5, "f1": 0.5}
+
+
+def test_diffmask_attention_and_attviz_take_pairs(tiny, tmp_path):
+    from empexp.diffmask import DiffMaskModel
+    from empexp.exports import attviz
+
+    DiffMaskModel(tiny, explains=tiny.identity(), variant="input").save_pretrained(tmp_path / "probes")
+    masked = get_explainer("diffmask-input", tiny, probes=tmp_path / "probes").explain(PREMISE, HYPOTHESIS)[0]
+    attention = get_explainer("attention", tiny).explain(PREMISE, HYPOTHESIS)[0]
+    for explanation in (masked, attention):
+        assert explanation.text_pair == HYPOTHESIS and len(explanation.segment) == len(explanation.tokens)
+        assert all(len(row) == len(explanation.tokens) for row in explanation.layer_scores)
+    (record,) = attviz([attention])
+    assert record["sets"][0]["tokens"] == attention.tokens  # both texts, separator included
