@@ -5,7 +5,8 @@ chunk is written, ``targets.json`` (the settings and the list of chunks). Chunk 
 ``k * chunk_size`` to ``(k + 1) * chunk_size - 1`` of the input, padded to the chunk's longest:
 
 - ``index`` (n,): position of each instance in the input texts
-- ``input_ids``, ``attention_mask``, ``special_tokens_mask`` (n, length)
+- ``input_ids``, ``attention_mask``, ``special_tokens_mask`` (n, length); ``token_type_ids`` too for
+  models that take them (the segments of text pairs)
 - ``predicted`` (n,): the explained class (the classifier's prediction), ``logits`` (n, classes)
 - ``attributions`` (n, length): the explainer's scores, zero at special and pad positions
 
@@ -43,21 +44,25 @@ def chunks_for(process: int, num_processes: int, num_chunks: int) -> list[int]:
     return list(range(process, num_chunks, num_processes))
 
 
-def explain_chunk(explainer: Explainer, texts: Sequence[str], start: int) -> dict[str, torch.Tensor]:
-    """Targets for ``texts`` (input positions ``start``, ``start + 1``, ...) as padded tensors."""
-    explanations = explainer.explain(texts)
-    encoded = explainer.classifier.encode(texts)
+def explain_chunk(
+    explainer: Explainer, texts: Sequence[str], start: int, text_pairs: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Targets for ``texts`` (with ``text_pairs``; input positions ``start``, ``start + 1``, ...) as padded tensors."""
+    explanations = explainer.explain(texts, text_pairs)
+    encoded = explainer.classifier.encode(texts, text_pairs)
     batch = explainer.classifier.collate(encoded)
     # Explanations hold one score per real token; scatter them back into the padded layout.
     attributions = torch.zeros(batch["input_ids"].shape)
     keep = batch["attention_mask"].bool().cpu()
     for row, explanation in enumerate(explanations):
         attributions[row, keep[row]] = torch.tensor(explanation.scores)
+    types = {"token_type_ids": batch["token_type_ids"].cpu()} if "token_type_ids" in batch else {}
     return {
         "index": torch.arange(start, start + len(texts)),
         "input_ids": batch["input_ids"].cpu(),
         "attention_mask": batch["attention_mask"].cpu(),
         "special_tokens_mask": batch["special_tokens_mask"].cpu(),
+        **types,
         "predicted": torch.tensor([e.target for e in explanations]),
         "logits": explainer.classifier.logits(batch).float().cpu(),
         "attributions": attributions,
@@ -106,6 +111,7 @@ class Target:
     predicted: int
     logits: torch.Tensor
     attributions: torch.Tensor
+    token_type_ids: torch.Tensor | None = None
 
 
 def load_targets(directory: str | Path) -> tuple[list[Target], dict[str, Any]]:
@@ -136,6 +142,7 @@ def load_targets(directory: str | Path) -> tuple[list[Target], dict[str, Any]]:
                     predicted=int(chunk["predicted"][row]),
                     logits=chunk["logits"][row],
                     attributions=chunk["attributions"][row][real],
+                    token_type_ids=chunk["token_type_ids"][row][real] if "token_type_ids" in chunk else None,
                 )
             )
     if [t.index for t in targets] != list(range(index["num_instances"])):
@@ -146,7 +153,8 @@ def load_targets(directory: str | Path) -> tuple[list[Target], dict[str, Any]]:
 def collate_targets(
     targets: Sequence[Target], pad_token_id: int, padding_side: str = "right"
 ) -> dict[str, torch.Tensor]:
-    """Pad targets as :meth:`Classifier.collate` pads texts, plus ``attributions``, ``predicted`` and ``logits``."""
+    """Pad targets as :meth:`Classifier.collate` pads texts (segments included), plus ``attributions``,
+    ``predicted`` and ``logits``."""
     length = max(len(t.input_ids) for t in targets)
     attention_mask = torch.zeros(len(targets), length, dtype=torch.long)
     for row, target in enumerate(targets):
@@ -162,7 +170,11 @@ def collate_targets(
         out[real] = torch.cat(values)
         return out
 
+    types = {}
+    if all(t.token_type_ids is not None for t in targets):
+        types["token_type_ids"] = pad([t.token_type_ids for t in targets], 0)
     return {
+        **types,
         "input_ids": pad([t.input_ids for t in targets], pad_token_id),
         "attention_mask": attention_mask,
         "special_tokens_mask": pad([t.special_tokens_mask for t in targets], True),

@@ -164,3 +164,16 @@ def test_diffmask_attention_and_attviz_take_pairs(tiny, tmp_path):
         assert all(len(row) == len(explanation.tokens) for row in explanation.layer_scores)
     (record,) = attviz([attention])
     assert record["sets"][0]["tokens"] == attention.tokens  # both texts, separator included
+
+
+def test_targets_of_pairs_keep_their_segments(bert, tmp_path):
+    from empexp.targets import collate_targets, explain_chunk, finalize, load_targets, write_chunk
+
+    chunk = explain_chunk(get_explainer("ig", bert, samples=2), [PREMISE, "awful"], 0, [HYPOTHESIS, "great"])
+    write_chunk(tmp_path / "chunk-00000.safetensors", chunk, {})
+    finalize(tmp_path, 2, 2, {})
+    targets, _ = load_targets(tmp_path)
+    batch = collate_targets(targets, bert.tokenizer.pad_token_id, bert.tokenizer.padding_side)
+    expected = bert.collate(bert.encode([PREMISE, "awful"], [HYPOTHESIS, "great"]))
+    assert torch.equal(batch["token_type_ids"], expected["token_type_ids"]) and batch["token_type_ids"].max() == 1
+    assert torch.equal(batch["input_ids"], expected["input_ids"])
