@@ -32,6 +32,7 @@ the probes without Lookahead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -293,14 +294,33 @@ class Gates(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("multipliers")}
 
 
+@dataclass
+class ProbeOptimisers:
+    """The optimisers of DiffMask training (see :func:`probe_optimisers`) and the one way to take a step."""
+
+    probes: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    multipliers: torch.optim.Optimizer
+
+    def step(self, gates: Gates) -> None:
+        """After the Lagrangian's backward pass: descend for the probes, ascend for the multipliers (clipped)."""
+        self.probes.step()
+        self.schedule.step()
+        self.multipliers.step()
+        # Gradients go (None, not zero): a probe or multiplier the next step does not reach is skipped.
+        self.probes.zero_grad(set_to_none=True)
+        self.multipliers.zero_grad(set_to_none=True)
+        gates.clamp_multipliers()
+
+
 def probe_optimisers(
     gates: Gates, *, lr: float, baseline_lr: float, multiplier_lr: float, warmup_steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.optim.Optimizer]:
+) -> ProbeOptimisers:
     """The optimisers of DiffMask training, as in the paper's code.
 
     Probes and baselines: centred RMSprop, its learning rate warmed up linearly over ``warmup_steps``
     (RMSprop's first steps, its running average still near zero, are large). Multipliers: gradient
-    ascent with :class:`LookaheadRMSprop`. Returns ``(optimiser, scheduler, ascent)``.
+    ascent with :class:`LookaheadRMSprop`.
     """
     groups = [
         {"params": list(gates.probes.parameters()), "lr": lr},
@@ -309,7 +329,7 @@ def probe_optimisers(
     optimiser = torch.optim.RMSprop(groups, centered=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / max(1, warmup_steps)))
     ascent = LookaheadRMSprop(list(gates.multipliers), lr=multiplier_lr, maximize=True)
-    return optimiser, scheduler, ascent
+    return ProbeOptimisers(optimiser, scheduler, ascent)
 
 
 def better(candidate: dict[str, list[float]], best: dict[str, list[float]] | None, margin: float) -> bool:

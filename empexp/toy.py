@@ -185,7 +185,7 @@ def train_probes(
     dev = dev if dev is not None else make_data(2_000, seed=1)
     torch.manual_seed(seed)
     probes = ToyDiffMask(model, variant=variant)
-    optimiser, schedule, ascent = probe_optimisers(
+    optimisers = probe_optimisers(
         probes, lr=lr, baseline_lr=baseline_lr, multiplier_lr=multiplier_lr, warmup_steps=warmup
     )
     generator = torch.Generator().manual_seed(seed)
@@ -195,12 +195,7 @@ def train_probes(
         point = int(torch.randint(probes.points, (), generator=generator))
         loss, _ = probes(model, batch, point)
         loss.backward()
-        optimiser.step()
-        schedule.step()
-        ascent.step()
-        optimiser.zero_grad()
-        ascent.zero_grad()
-        probes.clamp_multipliers()
+        optimisers.step(probes)
         if step % eval_every == 0 or step == steps:
             metrics = {**summary(probes.evaluate(model, dev, samples=SAMPLES)), "step": step}
             if better(metrics, best, probes.margin):

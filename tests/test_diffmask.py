@@ -98,22 +98,18 @@ def test_training_step_moves_gates_and_multiplier_in_the_right_directions(bert):
 def test_a_step_moves_only_what_the_sampled_point_uses(bert, variant):
     bert.model.requires_grad_(False)
     probes = DiffMaskModel(bert, explains=bert.identity(), variant=variant)
-    optimiser, schedule, ascent = probe_optimisers(probes, lr=1e-3, baseline_lr=1e-3, multiplier_lr=0.3, warmup_steps=1)
+    optimisers = probe_optimisers(probes, lr=1e-3, baseline_lr=1e-3, multiplier_lr=0.3, warmup_steps=1)
     before = {name: p.detach().clone() for name, p in probes.named_parameters()}
     batch = bert.collate(bert.encode(SENTENCES))
     for _ in range(3):
         loss, _ = probes(bert, batch, point=1)
         loss.backward()
-        optimiser.step()
-        schedule.step()
-        ascent.step()
-        optimiser.zero_grad()
-        ascent.zero_grad()
+        optimisers.step(probes)
     moved = {name.split(".")[0] + "." + name.split(".")[1] for name, p in probes.named_parameters()
              if not torch.equal(p, before[name])}  # fmt: skip
     used = {"probes.0", "probes.1"} if variant == "input" else {"probes.1"}
     assert moved == used | {"multipliers.1", "baselines.0" if variant == "input" else "baselines.1"}
-    assert not any(state for p, state in optimiser.state.items() if p is probes.probes[2].bias)
+    assert not any(state for p, state in optimisers.probes.state.items() if p is probes.probes[2].bias)
     bert.model.requires_grad_(True)
 
 

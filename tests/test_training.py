@@ -1,5 +1,6 @@
 """The classifier training script resumes after ``kill -9`` exactly where an uninterrupted run would be."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from empexp import load_classifier
+from empexp import get_explainer, load_classifier
 from tests.conftest import SENTENCES
 
 SCRIPT = Path(__file__).parents[1] / "training" / "train_classifier.py"
@@ -105,3 +106,19 @@ def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
     for name in expected:
         torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=1e-5)
     assert (killed / "out" / "README.md").is_file() and (killed / "out" / "training_metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_diffmask_training_exports_the_kept_checkpoint(bert, bert_path, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(SENTENCES * 3) + "\n")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    out = tmp_path / "probes"
+    subprocess.run([sys.executable, str(SCRIPT.parent / "train_diffmask.py"), "--model", str(bert_path),
+                    "--data", str(texts), "--output-dir", str(out), "--run-dir", str(tmp_path / "run"),
+                    "--steps", "6", "--eval-every", "3", "--warmup", "2", "--batch-size", "4", "--margin", "10",
+                    "--threads", "1"], check=True, env=env, capture_output=True)  # fmt: skip
+    metrics = json.loads((out / "diffmask_metrics.json").read_text())
+    assert metrics["step"] in (3, 6) and max(metrics["sampled_kl"]) <= 10 and (out / "README.md").is_file()
+    explanation = get_explainer("diffmask-input", bert, probes=out).explain("the movie was great")[0]
+    assert len(explanation.layer_scores) == bert.model.config.num_hidden_layers + 2

@@ -32,7 +32,15 @@ from tqdm.auto import tqdm
 from empexp.cards import write_card
 from empexp.classifier import load_classifier
 from empexp.data import read_texts
-from empexp.diffmask import METRICS, VARIANTS, DiffMaskModel, better, probe_optimisers, validation
+from empexp.diffmask import (
+    METRICS,
+    VARIANTS,
+    DiffMaskModel,
+    ProbeOptimisers,
+    better,
+    probe_optimisers,
+    validation,
+)
 from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
 
@@ -106,12 +114,13 @@ def main(argv: list[str] | None = None) -> None:
         margin=args.margin,
         gate_special=args.gate_special,
     )
-    optimizer, scheduler, ascent = probe_optimisers(
+    optimisers = probe_optimisers(
         model, lr=args.lr, baseline_lr=args.baseline_lr, multiplier_lr=args.multiplier_lr, warmup_steps=args.warmup
     )
     model, optimizer, ascent, train_loader, dev_loader, scheduler = accelerator.prepare(
-        model, optimizer, ascent, train_loader, dev_loader, scheduler
+        model, optimisers.probes, optimisers.multipliers, train_loader, dev_loader, optimisers.schedule
     )
+    optimisers = ProbeOptimisers(optimizer, scheduler, ascent)
     steps_per_epoch = len(train_loader)
     probed = accelerator.unwrap_model(model)
 
@@ -146,12 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         point = int(torch.randint(probed.points, ()))
         loss, parts = model(classifier, batch, point)
         accelerator.backward(loss)
-        optimizer.step()
-        scheduler.step()
-        ascent.step()
-        optimizer.zero_grad()
-        ascent.zero_grad()
-        probed.clamp_multipliers()
+        optimisers.step(probed)
         step += 1
         progress.update()
         progress.set_postfix(point=point, kl=f"{parts['kl']:.3f}", l0=f"{parts['l0']:.2f}")
