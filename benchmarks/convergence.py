@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from empexp import get_explainer, load_classifier
 from empexp.cards import write_card
 from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
-from empexp.data import read_texts, select_texts
+from empexp.data import read_instances, select_texts
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS, add_explainer_option
 from empexp.explanation import Explanation
 
@@ -45,8 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
-    texts = read_texts(args.data)
-    texts = select_texts(texts, limit=args.limit, seed=args.seed)
+    texts, text_pairs = select_texts(*read_instances(args.data), limit=args.limit, seed=args.seed)
     pairs = args.explainer or [
         (name, str(DEFAULT_EXPLAINERS / name)) for name in (f"empirical-{args.method}", f"empirical-{args.method}-head")
     ]
@@ -57,22 +56,23 @@ def main() -> None:
             continue
         explainers[name] = (get_explainer(name, classifier, explainer=source), source)
 
-    key = {"classifier": classifier.identity(), "texts": texts, "method": args.method, "seed": args.seed,
-           "max_samples": args.max_samples}  # fmt: skip
+    key = {"classifier": classifier.identity(), "texts": texts, "text_pairs": text_pairs, "method": args.method,
+           "seed": args.seed, "max_samples": args.max_samples}  # fmt: skip
     cached = json.loads(args.cache.read_text()) if args.cache and args.cache.is_file() else None
     if cached and cached["key"] == key:
         curve = Curve.from_json(json.dumps(cached["curve"]))
         targets = [Explanation.from_dict(t) for t in cached["targets"]]
     else:
         curve, targets = expensive_curve(
-            classifier, texts, args.method, max_samples=args.max_samples, seed=args.seed, progress=tqdm
-        )
+            classifier, texts, args.method, text_pairs=text_pairs, max_samples=args.max_samples, seed=args.seed,
+            progress=tqdm,
+        )  # fmt: skip
         if args.cache:
             args.cache.parent.mkdir(parents=True, exist_ok=True)
             record = {"key": key, "curve": json.loads(curve.to_json()), "targets": [t.to_dict() for t in targets]}
             args.cache.write_text(json.dumps(record))
     for name, (explainer, _) in explainers.items():
-        curve.add_empirical(name, *empirical_point(explainer, texts, targets))
+        curve.add_empirical(name, *empirical_point(explainer, targets))
 
     m, top = args.method.upper(), args.max_samples
     print(

@@ -79,20 +79,28 @@ def mse(estimates: Sequence[Explanation], targets: Sequence[Explanation]) -> flo
 
 
 def expensive_curve(
-    classifier: Classifier, texts: Sequence[str], method: str, *, max_samples: int = 20, seed: int = 0, progress=None
+    classifier: Classifier,
+    texts: Sequence[str],
+    method: str,
+    *,
+    text_pairs: Sequence[str] | None = None,
+    max_samples: int = 20,
+    seed: int = 0,
+    progress=None,
 ) -> tuple[Curve, list[Explanation]]:
-    """The curve of ``method`` (``"ig"`` or ``"sv"``) on ``texts``, and the targets (``max_samples``)."""
+    """The curve of ``method`` (``"ig"`` or ``"sv"``) on ``texts`` (with ``text_pairs``), and the targets
+    (``max_samples``)."""
     progress = progress or (lambda iterable, **_: iterable)
     if method == "ig":
         runs = {
-            s: get_explainer("ig", classifier, samples=s).explain(texts)
+            s: get_explainer("ig", classifier, samples=s).explain(texts, text_pairs)
             for s in progress(range(1, max_samples + 1), desc="IG s = 1..20")
         }
         targets = runs[max_samples]
         per_sample = {s: (runs[s], mean_seconds(runs[s])) for s in range(1, max_samples)}
     elif method == "sv":
         singles = [
-            get_explainer("sv", classifier, samples=1, seed=seed * 1000 + j).explain(texts)
+            get_explainer("sv", classifier, samples=1, seed=seed * 1000 + j).explain(texts, text_pairs)
             for j in progress(range(2 * max_samples - 1), desc="SV permutations")
         ]
         targets = average(singles[:max_samples])
@@ -114,9 +122,10 @@ def expensive_curve(
     return curve, targets
 
 
-def empirical_point(explainer: Explainer, texts: Sequence[str], targets: Sequence[Explanation]) -> tuple[float, float]:
-    """MSE of an empirical explainer against the targets, and its seconds per text (one text at a time)."""
-    explanations = [explainer.explain(text)[0] for text in texts]
+def empirical_point(explainer: Explainer, targets: Sequence[Explanation]) -> tuple[float, float]:
+    """MSE of an empirical explainer against the targets (on their texts and pairs), and its seconds per
+    text (one text at a time)."""
+    explanations = [explainer.explain(t.text, t.text_pair)[0] for t in targets]
     return mse(explanations, targets), mean_seconds(explanations)
 
 

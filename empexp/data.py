@@ -45,19 +45,40 @@ def read_lines(path: str | Path) -> list[str]:
         return [line.rstrip("\n") for line in handle if line.strip()]
 
 
+def read_instances(path: str | Path) -> tuple[list[str], list[str] | None]:
+    """The texts of a TSV with a header (GLUE layout, labels ignored), with their pairs where it has two
+    text columns, or of a plain file, one per line (no pairs)."""
+    if Path(path).suffix != ".tsv":
+        return read_lines(path), None
+    data = read_tsv(path)
+    return data.texts, data.text_pairs
+
+
 def read_texts(path: str | Path) -> list[str]:
     """The (first) texts of a TSV with a header (GLUE layout, labels ignored) or of a plain file, one per line."""
-    return read_tsv(path).texts if Path(path).suffix == ".tsv" else read_lines(path)
+    return read_instances(path)[0]
 
 
-def select_texts(texts: Sequence[str], *, limit: int | None = None, min_words: int = 1, seed: int = 0) -> list[str]:
-    """Distinct texts of at least ``min_words`` words, shuffled with ``seed``, the first ``limit`` of them.
+def select_texts(
+    texts: Sequence[str],
+    text_pairs: Sequence[str] | None = None,
+    *,
+    limit: int | None = None,
+    min_words: int = 1,
+    seed: int = 0,
+) -> tuple[list[str], list[str] | None]:
+    """Distinct texts (or pairs) of at least ``min_words`` words (a pair: in all), shuffled with ``seed``,
+    the first ``limit`` of them; ``(texts, text_pairs)``, the pairs ``None`` for single texts.
 
     The same arguments give the same list, which is what lets interrupted target generation resume.
     """
-    distinct = [t for t in dict.fromkeys(texts) if t.strip() and len(t.split()) >= min_words]
+    instances = list(zip(texts, text_pairs)) if text_pairs is not None else [(t, "") for t in texts]
+    distinct = [
+        (t, p) for t, p in dict.fromkeys(instances) if t.strip() and len(t.split()) + len(p.split()) >= min_words
+    ]
     random.Random(seed).shuffle(distinct)
-    return distinct[:limit]
+    chosen = distinct[:limit]
+    return [t for t, _ in chosen], None if text_pairs is None else [p for _, p in chosen]
 
 
 def pseudo_documents(

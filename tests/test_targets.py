@@ -68,7 +68,7 @@ def test_targets_hold_the_explainers_scores_and_metadata(tiny_path, tiny, tmp_pa
     assert len(meta["chunks"]) == 4  # 10 texts in chunks of 3
 
     target = targets[4]
-    text = select_texts(TEXTS, seed=1)[4]  # the script's order
+    text = select_texts(TEXTS, seed=1)[0][4]  # the script's order
     options = {"seed": 100_000 + target.index // 3} if method == "sv" else {}
     explanation = get_explainer(method, tiny, samples=5, batch_size=1, **options).explain(text)[0]
     assert target.predicted == explanation.target

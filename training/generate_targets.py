@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from empexp import Classifier, Explainer, get_explainer, load_classifier
-from empexp.data import read_texts, select_texts
+from empexp.data import read_instances, select_texts
 from empexp.errors import InputError
 from empexp.targets import chunk_path, chunks_for, explain_chunk, finalize, pending_chunks, write_chunk
 
@@ -46,8 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     accelerator = Accelerator()
-    texts = read_texts(args.data)
-    texts = select_texts(texts, limit=args.limit, min_words=args.min_words, seed=args.seed)
+    texts, text_pairs = select_texts(*read_instances(args.data), limit=args.limit, min_words=args.min_words,
+                                     seed=args.seed)  # fmt: skip
     classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
     explainer = make_explainer(classifier, args, chunk=0)
     settings = {
@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     mine = pending_chunks(args.output_dir, chunks_for(accelerator.process_index, accelerator.num_processes, num_chunks))
     progress = tqdm(mine, desc=f"{args.method} targets", unit="chunk", disable=not accelerator.is_local_main_process)
     for k in progress:
-        start = k * args.chunk_size
-        chunk = explain_chunk(make_explainer(classifier, args, k), texts[start : start + args.chunk_size], start)
+        part = slice(k * args.chunk_size, (k + 1) * args.chunk_size)
+        pairs = None if text_pairs is None else text_pairs[part]
+        chunk = explain_chunk(make_explainer(classifier, args, k), texts[part], part.start, pairs)
         write_chunk(chunk_path(args.output_dir, k), chunk, {**settings, "process": accelerator.process_index})
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
