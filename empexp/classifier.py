@@ -131,6 +131,17 @@ class Classifier:
         """Whether this is the embedded default classifier."""
         return Path(self.name_or_path) == DEFAULT_CLASSIFIER
 
+    @property
+    def embedded_name(self) -> str | None:
+        """Which of the :data:`EMBEDDED` classifiers this is (``embedded:sst2``, ...), or ``None``."""
+        return next((name for name, folder in EMBEDDED.items() if Path(self.name_or_path) == folder), None)
+
+    @property
+    def embedded_artefacts(self) -> Path | None:
+        """For an embedded classifier, the folder holding its embedded explainers and probes, one folder
+        per registry id beside the classifier's own; ``None`` for any other classifier."""
+        return None if self.embedded_name is None else Path(self.name_or_path).parent
+
     def replica(self) -> Classifier:
         """The same classifier with its own copy of the model's weights (the tokeniser is shared).
 
@@ -157,7 +168,7 @@ class Classifier:
         probe = self.logits(self.collate(self.encode([FINGERPRINT_TEXT])))[0]
         config = self.model.config
         return {
-            "name_or_path": DEFAULT_NAME if self.is_default else self.name_or_path,
+            "name_or_path": DEFAULT_NAME if self.is_default else self.embedded_name or self.name_or_path,
             "revision": self.revision,
             "model_type": config.model_type,
             "hidden_size": config.hidden_size,

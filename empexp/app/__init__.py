@@ -42,7 +42,6 @@ from empexp.explainers import (
     list_explainers,
 )
 from empexp.explainers.attention import AGGREGATIONS
-from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.explanation import Explanation
 from empexp.exports import attviz
 from empexp.faithfulness import aopc
@@ -116,6 +115,8 @@ def model_name(classifier: Classifier) -> str:
     """How the page names the model: its Hub id or folder, or what the embedded default is."""
     if classifier.is_default:
         return "the embedded default (all-MiniLM-L6-v2 with a LoRA adapter fine-tuned on SST-2)"
+    if classifier.embedded_name == "embedded:mrpc":
+        return "the embedded paraphrase classifier (all-MiniLM-L6-v2 with a LoRA adapter fine-tuned on MRPC pairs)"
     return f"`{classifier.name_or_path}`"
 
 
@@ -126,17 +127,14 @@ def load_empirical_explainers(
     failed to load.
 
     ``sources`` maps ids (``empirical-ig``, ``diffmask-input``, ...) to Hub ids or folders; without it
-    the embedded default classifier gets its embedded ones and any other classifier none.
+    an embedded classifier gets its embedded ones and any other classifier none.
     """
     imitating = imitated()
     if sources is None:
         sources = {}
-        if classifier.is_default:
-            sources = {
-                name: str(DEFAULT_EXPLAINERS / name)
-                for name in (*imitating, *DIFFMASK)
-                if (DEFAULT_EXPLAINERS / name).is_dir()
-            }
+        folder = classifier.embedded_artefacts
+        if folder is not None:
+            sources = {name: str(folder / name) for name in (*imitating, *DIFFMASK) if (folder / name).is_dir()}
     explainers = {}
     problems = [
         f"{name}: no such explainer in the app (use {', '.join((*imitating, *DIFFMASK))})"

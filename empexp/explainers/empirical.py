@@ -19,19 +19,20 @@ DEFAULT_EXPLAINERS = Path(__file__).parent.parent / "default"
 
 
 def embedded_or(source: str | Path | None, classifier: Classifier, name: str, *, what: str, option: str) -> str | Path:
-    """``source``, or when it is ``None`` the embedded ``name`` folder, which only the embedded classifier has.
+    """``source``, or when it is ``None`` the embedded ``name`` folder, which only embedded classifiers have.
 
     Raises:
-        InputError: no ``source`` for a classifier other than the embedded default.
+        InputError: no ``source`` for a classifier without an embedded ``name``.
     """
     if source is not None:
         return source
-    if not classifier.is_default:
+    folder = classifier.embedded_artefacts
+    if folder is None or not (folder / name).is_dir():
         raise InputError(
-            f"{name} needs {what} trained for {classifier.name_or_path}: "
+            f"{name} needs {what} trained for {classifier.embedded_name or classifier.name_or_path}: "
             f"pass {option}=HUB_ID_OR_FOLDER (CLI: --explainer)"
         )
-    return DEFAULT_EXPLAINERS / name
+    return folder / name
 
 
 class EmpiricalExplainer(Explainer):
