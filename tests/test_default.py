@@ -7,9 +7,10 @@ from huggingface_hub import ModelCard
 
 from empexp import get_explainer, load_classifier
 from empexp.app import imitated
-from empexp.classifier import DEFAULT_CLASSIFIER
+from empexp.classifier import DEFAULT_CLASSIFIER, EMBEDDED
 from empexp.convergence import agreement, load_curve
 from empexp.diffmask import METRICS
+from empexp.errors import InputError
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -65,3 +66,20 @@ def test_embedded_probes_load_offline_with_their_sst2_validation(default_classif
     # The shipped card reports exactly the measured validation.
     card = ModelCard.load(DEFAULT_EXPLAINERS / name / "README.md").data
     assert [r.metric_value for r in card.eval_results if r.metric_type == "kl_divergence"] == metrics["sampled_kl"]
+
+
+@pytest.mark.slow
+def test_embedded_paraphrase_classifier_takes_pairs(default_classifier):
+    classifier = load_classifier("embedded:mrpc")
+    assert classifier.inputs == "pair" and classifier.embedded_name == "embedded:mrpc" and not classifier.is_default
+    same, different = classifier.predict(
+        ["The company said profits rose 10 percent last year.", "The company said profits rose 10 percent last year."],
+        text_pairs=["Last year the company's profits rose by 10 percent, it said.", "The weather was cold in Paris."],
+    )
+    assert same.label == "equivalent" and different.label == "not equivalent"
+    with pytest.raises(InputError, match="takes text pairs"):
+        classifier.predict(["a single text"])
+    with pytest.raises(InputError, match="not pairs"):
+        default_classifier.predict(["a"], text_pairs=["b"])
+    metrics = json.loads((EMBEDDED["embedded:mrpc"] / "training_metrics.json").read_text())
+    assert metrics["dev_accuracy"] >= 0.80 and metrics["dev_f1"] >= 0.85  # the goals of the pairs issue
