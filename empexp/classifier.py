@@ -165,7 +165,8 @@ class Classifier:
 
     def _compute_identity(self) -> dict:
         vocab = sorted(self.tokenizer.get_vocab().items())
-        probe = self.logits(self.collate(self.encode([FINGERPRINT_TEXT])))[0]
+        pair = [FINGERPRINT_TEXT] if self.inputs == "pair" else None
+        probe = self.logits(self.collate(self.encode([FINGERPRINT_TEXT], pair)))[0]
         config = self.model.config
         return {
             "name_or_path": DEFAULT_NAME if self.is_default else self.embedded_name or self.name_or_path,

@@ -72,6 +72,7 @@ def test_embedded_probes_load_offline_with_their_sst2_validation(default_classif
 def test_embedded_paraphrase_classifier_takes_pairs(default_classifier):
     classifier = load_classifier("embedded:mrpc")
     assert classifier.inputs == "pair" and classifier.embedded_name == "embedded:mrpc" and not classifier.is_default
+    assert classifier.identity()["name_or_path"] == "embedded:mrpc"  # its fingerprint is taken on a pair
     same, different = classifier.predict(
         ["The company said profits rose 10 percent last year.", "The company said profits rose 10 percent last year."],
         text_pairs=["Last year the company's profits rose by 10 percent, it said.", "The weather was cold in Paris."],
