@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from empexp import get_explainer, load_classifier
-from empexp.cards import write_card
+from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
 from empexp.data import read_instances, select_texts
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS, add_explainer_option
@@ -36,6 +36,7 @@ def main() -> None:
     add_explainer_option(parser, default="the embedded empirical-METHOD and empirical-METHOD-head")
     parser.add_argument("--plot", type=Path, help="PNG path (default: runs/convergence-METHOD.png)")
     parser.add_argument("--record", action="store_true", help=f"write {CURVE_FILE} into each explainer folder")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of --data, for the recorded cards")
     parser.add_argument(
         "--cache",
         type=Path,
@@ -98,7 +99,7 @@ def main() -> None:
         for _, source in explainers.values():
             if Path(source).is_dir():
                 (Path(source) / CURVE_FILE).write_text(curve.to_json())
-                print(f"recorded in {Path(source) / CURVE_FILE} and {write_card(source)}")
+                print(f"recorded in {Path(source) / CURVE_FILE} and {write_card(source, dataset=args.dataset)}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from empexp import load_classifier
 from empexp.artefact import WEIGHTS_NAME
-from empexp.cards import write_card
+from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import Classifier
 from empexp.data import pseudo_documents, read_texts
 from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse
@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-targets", type=Path, help="with --data: a finished target folder to validate on")
     parser.add_argument("--pseudo-documents", type=int, default=0, help="with --data: long texts added")
     parser.add_argument("--init", type=Path, help="start from the weights of this explainer folder")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
     parser.add_argument("--output-dir", type=Path, required=True, help="where the best explainer is exported")
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default: runs/<output-dir name>)")
     parser.add_argument("--model", help="the classifier the targets explain (default: the embedded default)")
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         if state["bad_evals"] >= args.patience:
             accelerator.print(f"stopped early at step {step}: no improvement in {args.patience} validations")
         shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
-        write_card(args.output_dir)
+        write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"best validation MSE {state['best_mse']:.5f} at step {state['best_step']}")
         accelerator.print(f"exported to {args.output_dir}")
     push_if_asked(accelerator, args)
