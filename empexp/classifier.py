@@ -129,7 +129,7 @@ class Classifier:
     @property
     def is_default(self) -> bool:
         """Whether this is the embedded default classifier."""
-        return Path(self.name_or_path) == DEFAULT_CLASSIFIER
+        return self.embedded_name == "embedded:sst2"
 
     @property
     def embedded_name(self) -> str | None:
@@ -212,16 +212,16 @@ class Classifier:
             # With overflow on, a fast tokeniser returns one row per chunk: more than one means cut.
             truncated = len(enc["input_ids"]) > 1
             enc = {key: values[0] for key, values in enc.items() if key != "overflow_to_sample_mapping"}
-            sequence_ids = [None if s else 0 for s in enc["special_tokens_mask"]]
+            segments = None
         else:
-            full = len(self.tokenizer(text, text_pair)["input_ids"])
-            budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True)
-            if budget < 2:
+            if self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) < 2:
                 raise InputError(f"a pair cannot fit in {self.max_length} tokens with its special tokens")
-            batch = self.tokenizer(text, text_pair, truncation="longest_first", max_length=self.max_length, **options)
-            truncated = full > self.max_length
-            sequence_ids = batch.sequence_ids()
-            enc = dict(batch)
+            # Tokenised whole first: only a pair that does not fit is tokenised again, cut longest first.
+            enc = self.tokenizer(text, text_pair, **options)
+            truncated = len(enc["input_ids"]) > self.max_length
+            if truncated:
+                enc = self.tokenizer(text, text_pair, truncation="longest_first", max_length=self.max_length, **options)
+            segments = segments_of(enc.sequence_ids())
         ids = enc["input_ids"]
         special = [bool(s) for s in enc["special_tokens_mask"]]
         offsets = [None if s else tuple(span) for s, span in zip(special, enc["offset_mapping"])]
@@ -234,7 +234,7 @@ class Classifier:
             truncated=truncated,
             token_type_ids=enc.get("token_type_ids"),
             text_pair=text_pair,
-            segments=segments_of(sequence_ids) if text_pair is not None else None,
+            segments=segments,
         )
 
     def collate(self, encoded: Sequence[EncodedText]) -> dict[str, torch.Tensor]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -147,7 +148,8 @@ class Gates(nn.Module):
         sizes: the width of each hook point's state, in order.
         variant: ``"input"`` or ``"hidden"`` (see the module docstring).
         margin: the KL divergence allowed between the original and the masked prediction.
-        baselines: initial baseline vectors: one for point 0 (input variant) or one per point (hidden).
+        baselines: initial baseline vectors, one per point (the input variant keeps point 0's only: it
+            always masks there).
         probe_size: width of each probe's hidden layer.
         gate_special: gate special tokens too (only padding is never gated).
     """
@@ -170,7 +172,8 @@ class Gates(nn.Module):
         self.gate_special = gate_special
         inputs = [sizes[0] + size for size in sizes] if variant == "input" else list(sizes)
         self.probes = nn.ModuleList(Probe(size, probe_size) for size in inputs)
-        self.baselines = nn.ParameterList(nn.Parameter(vector.detach().clone()) for vector in baselines)
+        kept = baselines[:1] if variant == "input" else baselines
+        self.baselines = nn.ParameterList(nn.Parameter(vector.detach().clone()) for vector in kept)
         # One scalar per point, so that a step that never reached a point leaves its multiplier (and
         # its optimiser state) alone.
         self.multipliers = nn.ParameterList(nn.Parameter(torch.tensor(1.0)) for _ in sizes)
@@ -219,7 +222,7 @@ class Gates(nn.Module):
 
     def mask(self, state: torch.Tensor, gates: torch.Tensor, point: int) -> torch.Tensor:
         """``state`` with closed gates ``(batch, tokens)`` replaced by the baseline of the masked point."""
-        baseline = self.baselines[0 if self.variant == "input" else point]
+        baseline = self.baselines[self.masked_point(point)]
         keep = gates.unsqueeze(-1)
         return state * keep + baseline * (1.0 - keep)
 
@@ -246,6 +249,27 @@ class Gates(nn.Module):
         loss = (log_l0 + multiplier * (kl - self.margin)).mean()
         l0 = ((log_keep.exp() * gated).sum(-1) / count).mean()
         return loss, {"kl": kl.mean().item(), "l0": l0.item(), "multiplier": multiplier.item()}
+
+    def prediction_pass(self, model, batch) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, RunMasked]:
+        """The model's logits and hook-point states for ``batch`` (no gradients), where no gate applies,
+        and how to run the model with gates applied; what a subclass wires for its kind of model."""
+        raise NotImplementedError
+
+    def forward(self, model, batch, point: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """The Lagrangian at ``point`` for one batch and its parts (see :meth:`lagrangian`).
+
+        Minimised by the probes and baselines, maximised by the multiplier; the model must not
+        require gradients.
+        """
+        original, states, ungated, run_masked = self.prediction_pass(model, batch)
+        return self.lagrangian(original, states, ungated, point, run_masked)
+
+    @torch.no_grad()
+    def evaluate(self, model, batch, samples: int = 1) -> dict[str, torch.Tensor]:
+        """:meth:`measure` on one batch, plus the model's ``predicted`` class per text."""
+        original, states, ungated, run_masked = self.prediction_pass(model, batch)
+        measured = self.measure(original, states, ungated, run_masked, samples=samples)
+        return {**measured, "predicted": original.argmax(-1)}
 
     def clamp_multipliers(self) -> None:
         """Keep the multipliers in ``[0, 200]`` after each ascent step, as the paper does."""
@@ -401,7 +425,7 @@ class DiffMaskModel(
             sizes,
             variant=variant,
             margin=margin,
-            baselines=[start] if variant == "input" else [start, *rest],
+            baselines=[start, *rest],
             probe_size=max(1, model.config.hidden_size // 4),
             gate_special=gate_special,
         )
@@ -425,28 +449,11 @@ class DiffMaskModel(
         with layers.replaced_states(classifier.model, {where: lambda state: self.mask(state, gates, point)}):
             return classifier.forward(batch["input_ids"], *classifier.model_inputs(batch))
 
-    def _pass(self, classifier: Classifier, batch: dict[str, torch.Tensor]):
+    def prediction_pass(self, classifier: Classifier, batch: dict[str, torch.Tensor]):
         original, hidden_states = classifier.logits_and_hidden_states(batch)
         with torch.no_grad():
             states = self.states(classifier, batch, hidden_states)
-        return original, states, lambda point, gates: self.masked_logits(classifier, batch, point, gates)
-
-    def forward(
-        self, classifier: Classifier, batch: dict[str, torch.Tensor], point: int
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The Lagrangian at ``point`` for one batch and its parts (see :meth:`Gates.lagrangian`).
-
-        Minimised by the probes and baselines, maximised by the multiplier; the classifier must not
-        require gradients.
-        """
-        original, states, run_masked = self._pass(classifier, batch)
-        return self.lagrangian(original, states, self.ungated(batch), point, run_masked)
-
-    @torch.no_grad()
-    def evaluate(self, classifier: Classifier, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """:meth:`Gates.measure` on one batch, plus the classifier's ``predicted`` class per text."""
-        original, states, run_masked = self._pass(classifier, batch)
-        return {**self.measure(original, states, self.ungated(batch), run_masked), "predicted": original.argmax(-1)}
+        return original, states, self.ungated(batch), partial(self.masked_logits, classifier, batch)
 
 
 @torch.no_grad()

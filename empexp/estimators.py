@@ -20,6 +20,8 @@ and ``sv`` explainers compute.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 
@@ -43,8 +45,10 @@ class _Stop(Exception):
     """Raised by a hook once the embedding layer's output is captured: the rest of the pass is not needed."""
 
 
-def _embedding_output(classifier: Classifier, batch: dict[str, torch.Tensor], input_ids: torch.Tensor) -> torch.Tensor:
-    """The output of the layer IG attributes to, for ``input_ids`` with ``batch``'s other inputs."""
+def _embedding_output(
+    classifier: Classifier, input_ids: torch.Tensor, model_inputs: Sequence[torch.Tensor | None]
+) -> torch.Tensor:
+    """The output of the layer IG attributes to, for ``input_ids`` with the other ``model_inputs``."""
     captured = []
 
     def grab(_module, _inputs, output):
@@ -54,7 +58,7 @@ def _embedding_output(classifier: Classifier, batch: dict[str, torch.Tensor], in
     handle = layers.embedding_layer(classifier.model).register_forward_hook(grab)
     try:
         with torch.no_grad():
-            classifier.forward(input_ids, *classifier.model_inputs(batch))
+            classifier.forward(input_ids, *model_inputs)
     except _Stop:
         pass
     finally:
@@ -73,18 +77,20 @@ def ig_node_estimates(
     """``(batch, tokens)`` averages over ``nodes`` ``(batch, k)`` of the one-node IG estimates ``g_i``.
 
     With ``nodes`` from :func:`draw_nodes` the result is an unbiased estimate of IG with ``steps``
-    Gauss-Legendre steps; ``k`` nodes cost ``k`` forward and backward passes per text (plus two
-    embedding lookups), run as one batch.
+    Gauss-Legendre steps; ``k`` nodes cost ``k`` forward and backward passes per text (plus one pass cut
+    short after the embeddings, for input and baseline), run as one batch.
     """
     alphas, _ = gauss_legendre(steps)
     rows, draws = nodes.shape
     special = batch["special_tokens_mask"]
     baseline_ids = pad_baseline(batch["input_ids"], special, classifier.tokenizer.pad_token_id)
-    original = _embedding_output(classifier, batch, batch["input_ids"])
-    baseline = _embedding_output(classifier, batch, baseline_ids)
+    # Input and baseline in one (cut-short) pass, with the input's other inputs (RoBERTa: its positions).
+    doubled = [None if x is None else torch.cat([x, x]) for x in classifier.model_inputs(batch)]
+    both = _embedding_output(classifier, torch.cat([batch["input_ids"], baseline_ids]), doubled)
     flip = layers.sequence_first(classifier.model)
     if flip:  # XLNet's word embeddings come out sequence-first
-        original, baseline = original.transpose(0, 1), baseline.transpose(0, 1)
+        both = both.transpose(0, 1)
+    original, baseline = both.chunk(2)
     alpha = alphas.to(original.dtype).to(original.device)[nodes].reshape(-1, 1, 1)  # (rows * k, 1, 1)
     difference = (original - baseline).repeat_interleave(draws, dim=0)
     points = (baseline.repeat_interleave(draws, dim=0) + alpha * difference).requires_grad_(True)

@@ -134,29 +134,16 @@ class ToyDiffMask(Gates):
     def __init__(self, model: ToyModel, *, variant: Variant = "hidden", margin: float = MARGIN):
         sizes = [model.size, 2]
         baselines = [nn.init.xavier_normal_(torch.empty(1, size))[0] for size in sizes]
-        super().__init__(
-            sizes, variant=variant, margin=margin, baselines=baselines[:1] if variant == "input" else baselines,
-            probe_size=32,
-        )  # fmt: skip
+        super().__init__(sizes, variant=variant, margin=margin, baselines=baselines, probe_size=32)
 
-    def _pass(self, model: ToyModel, data: ToyData):
+    def prediction_pass(self, model: ToyModel, data: ToyData):
         with torch.no_grad():
             original, states = model(data)
 
         def run_masked(point: int, gates: torch.Tensor) -> torch.Tensor:
             return model(data, {self.masked_point(point): lambda state: self.mask(state, gates, point)})[0]
 
-        return original, states, run_masked
-
-    def forward(self, model: ToyModel, data: ToyData, point: int) -> tuple[torch.Tensor, dict[str, float]]:
-        original, states, run_masked = self._pass(model, data)
-        return self.lagrangian(original, states, data.padding, point, run_masked)
-
-    @torch.no_grad()
-    def evaluate(self, model: ToyModel, data: ToyData, samples: int = 1) -> dict[str, torch.Tensor]:
-        original, states, run_masked = self._pass(model, data)
-        measured = self.measure(original, states, data.padding, run_masked, samples=samples)
-        return {**measured, "predicted": original.argmax(-1)}
+        return original, states, data.padding, run_masked
 
 
 def train_probes(

@@ -106,9 +106,8 @@ THEME = gr.themes.Default(
 def imitated() -> dict[str, str]:
     """The registered empirical explainers, each with the expensive method it imitates (read when the app
     is built, so an explainer registered before then gets its views)."""
-    return {
-        name: explainer_class(name).imitates for name in list_explainers() if explainer_class(name).kind == "empirical"
-    }
+    classes = [explainer_class(name) for name in list_explainers()]
+    return {cls.name: cls.imitates for cls in classes if cls.kind == "empirical"}
 
 
 def model_name(classifier: Classifier) -> str:

@@ -8,13 +8,13 @@ from typing import Any
 
 import torch
 
-from empexp.classifier import Classifier
+from empexp.classifier import DEFAULT_CLASSIFIER, Classifier
 from empexp.empirical import ScoreTotals, load_empirical
 from empexp.errors import InputError
 from empexp.explainers.base import Attribution, Explainer
 from empexp.explainers.registry import register
 
-DEFAULT_EXPLAINERS = Path(__file__).parent.parent / "default"
+DEFAULT_EXPLAINERS = DEFAULT_CLASSIFIER.parent
 """Where the embedded default classifier's explainers live, one folder per registry id."""
 
 
@@ -48,8 +48,6 @@ class EmpiricalExplainer(Explainer):
         InputError: no explainer given for a classifier without an embedded one, or one of another kind.
         ModelLoadError: the explainer cannot be loaded, or was trained for another classifier.
     """
-
-    """The expensive explainer's registry id."""
 
     def __init__(
         self,
