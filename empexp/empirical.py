@@ -199,6 +199,25 @@ def load_empirical(name_or_path: str | Path, classifier: Classifier, *, revision
     return load_artefact(EmpiricalModel, name_or_path, classifier, revision=revision, what="an empirical explainer")
 
 
+def target_mse(
+    model: nn.Module,
+    classifier: Classifier,
+    batch: dict[str, torch.Tensor],
+    *,
+    extra_pass: bool,
+    totals: ScoreTotals | None,
+) -> torch.Tensor:
+    """Per-instance token MSE ``(batch,)`` of an explainer on a target batch (``collate_targets``).
+
+    ``model`` is an :class:`EmpiricalModel`, possibly wrapped for training (hence ``extra_pass``, its
+    :attr:`~EmpiricalModel.extra_pass`); ``totals`` is needed when it makes its scores complete.
+    """
+    hidden_states = None if extra_pass else classifier.logits_and_hidden_states(batch)[1]
+    total = totals(batch, batch["logits"], batch["predicted"])[0] if totals else None
+    scores = model(batch, batch["predicted"], hidden_states, total)
+    return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
+
+
 def token_mse(scores: torch.Tensor, targets: torch.Tensor, special_tokens_mask: torch.Tensor) -> torch.Tensor:
     """Per-instance mean squared error over real tokens (special and pad positions left out), shape ``(batch,)``."""
     real = (~special_tokens_mask).float()

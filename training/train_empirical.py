@@ -43,7 +43,7 @@ from empexp.artefact import WEIGHTS_NAME
 from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import Classifier
 from empexp.data import pseudo_documents, read_texts
-from empexp.empirical import EmpiricalModel, ScoreTotals, token_mse
+from empexp.empirical import EmpiricalModel, ScoreTotals, target_mse
 from empexp.estimators import draw_nodes, ig_node_estimates
 from empexp.targets import collate_targets, load_targets
 from empexp.training import (
@@ -101,16 +101,6 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
-def step_loss(model, classifier: Classifier, batch: dict[str, torch.Tensor], extra_pass: bool, totals) -> torch.Tensor:
-    """Per-instance token MSE of the explainer on a target batch."""
-    hidden_states = None
-    if not extra_pass:
-        _, hidden_states = classifier.logits_and_hidden_states(batch)
-    total = totals(batch, batch["logits"], batch["predicted"])[0] if totals else None
-    scores = model(batch, batch["predicted"], hidden_states, total)
-    return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
-
-
 def label_on_the_fly(classifier: Classifier, batch: dict[str, torch.Tensor], nodes: int) -> dict[str, torch.Tensor]:
     """A text batch with what a target batch holds: the prediction, and one-node IG estimates as attributions.
 
@@ -127,7 +117,8 @@ def label_on_the_fly(classifier: Classifier, batch: dict[str, torch.Tensor], nod
 def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, extra_pass: bool, totals) -> float:
     model.eval()
     losses = [
-        accelerator.gather_for_metrics(step_loss(model, classifier, batch, extra_pass, totals)) for batch in loader
+        accelerator.gather_for_metrics(target_mse(model, classifier, batch, extra_pass=extra_pass, totals=totals))
+        for batch in loader
     ]
     model.train()
     return torch.cat(losses).mean().item()
@@ -234,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     for batch in batches if not done else ():
         if args.data:
             batch = label_on_the_fly(classifier, batch, args.nodes)
-        loss = step_loss(model, classifier, batch, adapter is not None, totals).mean()
+        loss = target_mse(model, classifier, batch, extra_pass=adapter is not None, totals=totals).mean()
         accelerator.backward(loss)
         optimizer.step()
         scheduler.step()
