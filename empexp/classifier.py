@@ -193,7 +193,7 @@ class Classifier:
             check_text(text)
         takes = self.inputs
         if takes == "pair" and text_pairs is None:
-            raise InputError("this classifier takes text pairs: give the second texts as text_pairs (--pairs)")
+            raise InputError("this classifier takes text pairs: give each text its text_pair (command line: --pairs)")
         if takes == "text" and text_pairs is not None:
             raise InputError("this classifier takes single texts, not pairs: leave text_pairs out")
         if text_pairs is not None:
