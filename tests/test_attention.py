@@ -17,7 +17,6 @@ from tests.test_cli import EXPLAIN_FIELDS, run
 
 def test_diagonal_equals_attentions_read_directly(tiny):
     explanations = get_explainer("attention", tiny).explain(SENTENCES[:3])
-    tiny.model.set_attn_implementation("eager")
     for text, explanation in zip(SENTENCES[:3], explanations):
         batch = tiny.collate(tiny.encode([text]))
         with torch.no_grad():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from tests.conftest import serving
 
 ARTIFACTS = Path(os.environ.get("EMPEXP_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 HOSTILE = '<script>window.pwned = 1; alert(1)</script><img src=x onerror="window.pwned = 2"> A gorgeous, witty movie.'
-CHEAP_VIEWS = ["empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head", "attention", "diffmask"]
+EMPIRICAL_VIEWS = ["empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head"]
+INSIDE = "Inside the model"
 
 pytestmark = pytest.mark.slow
 
@@ -55,10 +57,25 @@ class Visit:
         self.page.goto(url)
 
     def explain(self, text: str) -> None:
-        self.page.get_by_label("Text").fill(text)
+        self.page.get_by_label("Text", exact=True).fill(text)
         self.page.get_by_role("button", name="Explain", exact=True).click()
-        for view in CHEAP_VIEWS:  # scored last, once its view has rendered
-            self.page.locator(f"#faithfulness-{view}").get_by_text("comprehensiveness").wait_for(timeout=60_000)
+        for tab, views in (("Attributions", EMPIRICAL_VIEWS), (INSIDE, ["attention", "diffmask"])):
+            self.tab(tab)
+            for view in views:  # scored last, once its view has rendered
+                self.page.locator(f"#faithfulness-{view}").get_by_text("comprehensiveness").wait_for(timeout=60_000)
+        self.tab("Attributions")
+
+    def tab(self, name: str) -> None:
+        tab = self.page.get_by_role("tab", name=name)
+        if not tab.is_visible():  # a narrow screen lists the other tabs in a menu
+            self.page.get_by_role("button", name="More tabs").click()
+            tab = self.page.locator(".overflow-dropdown button", has_text=name)
+        tab.click()
+
+    def top(self, selector: str) -> float:
+        """Where ``selector``'s element ends, in px from the top of the page."""
+        box = self.page.locator(selector).bounding_box()
+        return box["y"] + box["height"]
 
     def foreign_requests(self) -> list[str]:
         return [u for u in self.requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
@@ -70,21 +87,31 @@ class Visit:
 
 
 def test_every_panel_renders_the_text_offline_and_nothing_in_it_runs(browser, url):
-    visit = Visit(browser, url, viewport={"width": 1280, "height": 900})
+    visit = Visit(browser, url, viewport={"width": 1280, "height": 800})
     visit.explain(HOSTILE)
     page = visit.page
     assert "positive" in page.locator("#prediction").inner_text()
-    for view in ("empirical-ig", "empirical-ig-head", "empirical-sv", "empirical-sv-head", "attention", "head"):
+    # What was predicted and why, above the fold; IG and SV absent until run, their cost said first.
+    assert visit.top("#prediction") < 800 and visit.top("#view-empirical-ig") < 800
+    assert not page.locator("#view-ig").is_visible() and "model passes" in page.locator("#expensive-cost").inner_text()
+    visit.screenshot("desktop")
+    for view in EMPIRICAL_VIEWS:
         shown = page.locator(f"#view-{view}").inner_text()
         assert all(word in shown for word in ("script", "alert", "gorgeous", "witty")), view
+    visit.tab(INSIDE)
+    for view in ("attention", "head"):
+        shown = page.locator(f"#view-{view}").inner_text()
+        assert all(word in shown for word in ("script", "alert", "gorgeous", "witty")), view
+    assert "uncoloured = 0" in page.locator("#attention-legend").inner_text()
     for view in ("diffmask", "aggregations"):
         headers = page.locator(f"#view-{view} th.token").all_inner_texts()
         assert headers[0] == "[CLS]" and "gorgeous" in headers and "<" in headers, view
     assert page.locator("#view-diffmask tr").count() == 1 + 8  # header + word embeddings, 6 layers, output
     assert page.evaluate("window.pwned") is None and visit.dialogs == []
     assert visit.foreign_requests() == []
-    visit.screenshot("desktop")
+    visit.screenshot("desktop-inside-the-model")
 
+    visit.tab("Attributions")
     page.get_by_role("button", name="Run IG and SV too (slower)").click()
     for method in ("ig", "sv"):
         page.locator(f"#faithfulness-{method}").get_by_text("comprehensiveness").wait_for(timeout=120_000)
@@ -92,6 +119,12 @@ def test_every_panel_renders_the_text_offline_and_nothing_in_it_runs(browser, ur
     assert page.get_by_text("vs Integrated Gradients: MSE").count() == 2
     assert page.evaluate("window.pwned") is None and visit.dialogs == [] and visit.foreign_requests() == []
     visit.screenshot("desktop-with-ig-and-sv")
+
+    spans = page.locator("#view-empirical-ig span.text")
+    assert "pwned" in spans.all_inner_texts()
+    page.get_by_label("word pieces").check()  # redrawn from the last results (no model pass), in pieces
+    expect(spans.filter(has_text=re.compile("^wn$"))).not_to_have_count(0, timeout=10_000)
+    visit.tab("Downloads")
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the explanations (JSON)").click()
@@ -109,6 +142,8 @@ def test_narrow_screen_and_dark_mode_render_the_same_panels(browser, url):
     narrow = Visit(browser, url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     narrow.explain("Not bad at all, though the ending drags.")
     assert "ending" in narrow.page.locator("#view-empirical-sv").inner_text()
+    # The prediction and the first words of the first view above the fold.
+    assert narrow.top("#prediction") < 844 and narrow.page.locator("#view-empirical-ig").bounding_box()["y"] < 844 - 100
     narrow.screenshot("mobile")
     narrow.context.close()
 
@@ -126,7 +161,7 @@ def test_empty_text_is_a_message_examples_fill_the_text_and_the_api_panel_lists_
     visit.page.get_by_role("button", name="Explain", exact=True).click()  # nothing typed yet
     visit.page.get_by_text("the text is empty: type a sentence to classify").first.wait_for(timeout=30_000)
     visit.page.get_by_text("Not bad at all, though the ending drags.").first.click()
-    expect(visit.page.get_by_label("Text")).to_have_value("Not bad at all, though the ending drags.")
+    expect(visit.page.get_by_label("Text", exact=True)).to_have_value("Not bad at all, though the ending drags.")
     visit.page.get_by_text("Use via API").click()
     for endpoint in ("/predict", "/explain_empirical", "/explain_internals", "/explain_fast", "/explain"):
         visit.page.get_by_text(endpoint, exact=True).first.wait_for(timeout=10_000)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from empexp.cards import write_card
 from empexp.classifier import load_classifier
-from empexp.data import read_texts
+from empexp.data import read_instances
 from empexp.diffmask import (
     METRICS,
     VARIANTS,
@@ -46,7 +46,9 @@ from empexp.training import Checkpointer, add_hub_options, jsonable, log_record,
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="training texts: a TSV with a header, or one per line")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="training texts or pairs: a TSV with a header, or one text per line"
+    )
     parser.add_argument("--dev", type=Path, help="validation texts (default: --val-fraction of --data)")
     parser.add_argument("--output-dir", type=Path, required=True, help="where the trained probes are exported")
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default: runs/<output-dir name>)")
@@ -74,13 +76,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def split(texts: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
+Instances = tuple[list[str], list[str] | None]
+"""Texts and their pairs (``None`` for single texts), as :func:`empexp.data.read_instances` gives them."""
+
+
+def split(instances: Instances, args: argparse.Namespace) -> tuple[Instances, Instances]:
+    """Training and validation instances: ``--dev``'s, or a seeded ``--val-fraction`` of ``--data``'s."""
     if args.dev:
-        return texts, read_texts(args.dev)
+        return instances, read_instances(args.dev)
+    texts, text_pairs = instances
     order = list(range(len(texts)))
     random.Random(args.seed).shuffle(order)
     cut = int(len(texts) * args.val_fraction)
-    return [texts[i] for i in order[cut:]], [texts[i] for i in order[:cut]]
+
+    def pick(rows: list[int]) -> Instances:
+        return [texts[i] for i in rows], None if text_pairs is None else [text_pairs[i] for i in rows]
+
+    return pick(order[cut:]), pick(order[:cut])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,10 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
     classifier.model.requires_grad_(False)
 
-    train_texts, dev_texts = split(read_texts(args.data), args)
-    train_texts = train_texts[: args.max_train]
-    dev_texts = dev_texts[: args.max_dev]
-    train_set, dev_set = classifier.encode(train_texts), classifier.encode(dev_texts)
+    (train_texts, train_pairs), (dev_texts, dev_pairs) = split(read_instances(args.data), args)
+    train_set = classifier.encode(train_texts[: args.max_train], train_pairs and train_pairs[: args.max_train])
+    dev_set = classifier.encode(dev_texts[: args.max_dev], dev_pairs and dev_pairs[: args.max_dev])
     generator = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
         train_set,

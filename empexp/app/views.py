@@ -19,30 +19,103 @@ def scale_of(*explanations: Explanation) -> float:
     return max((abs(s) for e in explanations for s in e.scores), default=0.0) or 1.0
 
 
-def highlights(explanation: Explanation, scale: float | None = None) -> list[tuple[str, float | None]]:
-    """The user's own text in spans for ``gr.HighlightedText``: each token's span with its score divided
-    by ``scale`` (default: the largest magnitude in this explanation), the text between tokens
-    uncoloured. Special tokens have no span and are left out; a truncated text ends with a marker
-    instead of its unexplained rest.
+PAIR_MARK = "  ‖  "
+"""Shown between the two texts of a pair in every text view."""
+
+
+def word_groups(explanation: Explanation) -> list[list[int]]:
+    """Token indices grouped into words: a token whose span touches the previous one's inside a word
+    (letters or digits on both sides, as ``p|wn|ed``) joins it; special tokens stand alone."""
+    groups: list[list[int]] = []
+    for i, offset in enumerate(explanation.offsets):
+        if offset is not None and groups and explanation.offsets[groups[-1][-1]] is not None:
+            previous = explanation.offsets[groups[-1][-1]]
+            text = _text_of(explanation, i)
+            same_text = _text_of(explanation, groups[-1][-1]) is text
+            if (
+                same_text
+                and previous[1] == offset[0]
+                and 0 < offset[0] < len(text)
+                and (text[offset[0] - 1].isalnum() and text[offset[0]].isalnum())
+            ):
+                groups[-1].append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
+def words(explanation: Explanation) -> Explanation:
+    """``explanation`` at word level (:func:`word_groups`): a word's score is the sum of its pieces'
+    (attributions add up); its keep probabilities and attention rows, their mean (they are rates)."""
+    groups = word_groups(explanation)
+    if len(groups) == len(explanation.tokens):
+        return explanation
+
+    def total(values: list[float]) -> list[float]:
+        return [sum(values[i] for i in group) for group in groups]
+
+    def mean(values: list[float]) -> list[float]:
+        return [sum(values[i] for i in group) / len(group) for group in groups]
+
+    def span(group: list[int]) -> tuple[int, int] | None:
+        first, last = explanation.offsets[group[0]], explanation.offsets[group[-1]]
+        return None if first is None else (first[0], last[1])
+
+    offsets = [span(group) for group in groups]
+    tokens = [
+        explanation.tokens[g[0]] if o is None else _text_of(explanation, g[0])[o[0] : o[1]]
+        for g, o in zip(groups, offsets)
+    ]
+    return replace(
+        explanation,
+        tokens=tokens,
+        offsets=offsets,
+        scores=total(explanation.scores),
+        layer_scores=None if explanation.layer_scores is None else [mean(r) for r in explanation.layer_scores],
+        head_scores=None
+        if explanation.head_scores is None
+        else [[mean(r) for r in layer] for layer in explanation.head_scores],
+        segment=None if explanation.segment is None else [explanation.segment[g[0]] for g in groups],
+    )
+
+
+def _text_of(explanation: Explanation, token: int) -> str:
+    """The text a token's offsets point into: ``text``, or ``text_pair`` for a pair's second segment."""
+    if explanation.segment is not None and explanation.segment[token] == 1:
+        return explanation.text_pair
+    return explanation.text
+
+
+def highlights(
+    explanation: Explanation, scale: float | None = None, *, pieces: bool = False
+) -> list[tuple[str, float | None]]:
+    """The user's own text in spans for ``gr.HighlightedText``: each word's span (each word piece's with
+    ``pieces``) with its score divided by ``scale`` (default: the largest magnitude shown), the text
+    between them uncoloured. Special tokens have no span and are left out; a pair's second text follows
+    the first after :data:`PAIR_MARK`; a truncated text ends with a marker instead of its unexplained rest.
     """
-    text = explanation.text
-    scale = scale or scale_of(explanation)
+    shown = explanation if pieces else words(explanation)
+    scale = scale or scale_of(shown)
+    texts = [explanation.text] if explanation.text_pair is None else [explanation.text, explanation.text_pair]
     spans: list[tuple[str, float | None]] = []
-    position = 0
-    for offset, score in zip(explanation.offsets, explanation.scores):
-        if offset is None:
-            continue
-        start, end = max(offset[0], position), offset[1]
-        if end <= start:  # tokenisers may give overlapping spans (e.g. a merged prefix); keep the text once
-            continue
-        if start > position:
-            spans.append((text[position:start], None))
-        spans.append((text[start:end], round(max(-1.0, min(1.0, score / scale)), 4)))
-        position = end
+    for segment, text in enumerate(texts):
+        if segment:
+            spans.append((PAIR_MARK, None))
+        position = 0
+        for token, (offset, score) in enumerate(zip(shown.offsets, shown.scores)):
+            if offset is None or (shown.segment is not None and shown.segment[token] != segment):
+                continue
+            start, end = max(offset[0], position), offset[1]
+            if end <= start:  # tokenisers may give overlapping spans (e.g. a merged prefix); keep the text once
+                continue
+            if start > position:
+                spans.append((text[position:start], None))
+            spans.append((text[start:end], round(max(-1.0, min(1.0, score / scale)), 4)))
+            position = end
+        if position < len(text) and not explanation.truncated:
+            spans.append((text[position:], None))
     if explanation.truncated:
         spans.append((" … (not explained: past the model's length limit)", None))
-    elif position < len(text):
-        spans.append((text[position:], None))
     return spans
 
 
@@ -65,14 +138,27 @@ def agreement_line(estimate: Explanation, target: Explanation) -> str:
 
 
 def heatmap(
-    tokens: list[str], rows: dict[str, list[float]], *, caption: str, legend: tuple[str, str], per_row: bool = False
+    explanation: Explanation,
+    rows: dict[str, list[float]],
+    *,
+    caption: str,
+    legend: tuple[str, str],
+    per_row: bool = False,
 ) -> str:
-    """An HTML table, one column per token and one row per entry of ``rows``, cells coloured by value.
+    """An HTML table, one column per token of ``explanation`` and one row per entry of ``rows``, cells
+    coloured by value; a pair's second text starts after a thick rule.
 
     Values are shown rounded to 2 decimals. Colours span [0, 1], or each row's own range with
     ``per_row`` (for rows on different scales); ``legend`` names the two ends of the colour bar.
     Every text is escaped: tokens come from the user.
     """
+    tokens = explanation.tokens
+    segment = explanation.segment or [0] * len(tokens)
+    second = next((i for i, s in enumerate(segment) if s == 1), None)
+
+    def where(i: int) -> str:
+        return ' class="second"' if i == second else ""
+
     from matplotlib import colormaps
 
     # viridis: perceptually even, legible for colour-blind readers, light text on its dark end.
@@ -81,15 +167,17 @@ def heatmap(
     def colours(shades: list[float]) -> list[str]:  # one colormap call per row: per cell it costs ms
         return ["#{:02x}{:02x}{:02x}".format(*rgba[:3]) for rgba in viridis(shades, bytes=True)]
 
-    head = "".join(f'<th class="token">{html.escape(t)}</th>' for t in tokens)
+    head = "".join(
+        f'<th class="token{" second" if i == second else ""}">{html.escape(t)}</th>' for i, t in enumerate(tokens)
+    )
     body = []
     for name, values in rows.items():
         low, high = (min(values), max(values)) if per_row and values else (0.0, 1.0)
         shades = [(value - low) / (high - low) if high > low else 0.5 for value in values]
         cells = [
-            f'<td style="background:{background};color:{"#000" if shade > 0.55 else "#fff"}" '
+            f'<td{where(i)} style="background:{background};color:{"#000" if shade > 0.55 else "#fff"}" '
             f'title="{html.escape(token)}: {value:.4f}">{value:.2f}</td>'
-            for token, value, shade, background in zip(tokens, values, shades, colours(shades))
+            for i, (token, value, shade, background) in enumerate(zip(tokens, values, shades, colours(shades)))
         ]
         body.append(f'<tr><th class="row">{html.escape(name)}</th>{"".join(cells)}</tr>')
     bar = ", ".join(colours([i / 8 for i in range(9)]))
@@ -102,30 +190,35 @@ def heatmap(
     )
 
 
-def keep_heatmap(explanation: Explanation) -> str:
-    """DiffMask keep probabilities as an HTML heatmap: one row per hook point, one column per token."""
+def keep_heatmap(explanation: Explanation, *, pieces: bool = False) -> str:
+    """DiffMask keep probabilities as an HTML heatmap: one row per hook point, one column per word (per
+    word piece with ``pieces``)."""
+    explanation = explanation if pieces else words(explanation)
     values = explanation.layer_scores or []
     names = explanation.details.get("layer_names", [str(i) for i in range(len(values))])
     return heatmap(
-        explanation.tokens,
+        explanation,
         dict(zip(names, values)),
-        caption="DiffMask keep probability per hook point (rows) and token (columns)",
+        caption=f"DiffMask keep probability per hook point (rows) and {'token' if pieces else 'word'} (columns)",
         legend=("0 = dropped", "1 = kept"),
     )
 
 
-def attention_series(explanation: Explanation) -> str:
-    """Every aggregation of the heads' self-attention per token as an HTML heatmap, each row on its own scale."""
+def attention_series(explanation: Explanation, *, pieces: bool = False) -> str:
+    """Every aggregation of the heads' self-attention per token (per word unless ``pieces``) as an HTML
+    heatmap, each row on its own scale."""
     import torch
 
     from empexp.explainers.attention import AGGREGATIONS, aggregate
 
+    explanation = explanation if pieces else words(explanation)
     heads = torch.tensor(explanation.head_scores or [])
     rows = {how: aggregate(heads, how, (0, 1)).tolist() for how in AGGREGATIONS}
     return heatmap(
-        explanation.tokens,
+        explanation,
         rows,
-        caption="Self-attention over all heads and layers, per aggregation (rows) and token (columns)",
+        caption=f"Self-attention over all heads and layers, per aggregation (rows) and {'token' if pieces else 'word'} "
+        "(columns)",
         legend=("row's lowest", "row's highest"),
         per_row=True,
     )
@@ -137,12 +230,25 @@ def faithfulness_line(scores: dict[str, float]) -> str:
     return f"Faithfulness (AOPC over the top 10 to 100% tokens): {numbers}"
 
 
-def head_highlights(explanation: Explanation, layer: int, head: int) -> list[tuple[str, float | None]]:
+def head_highlights(
+    explanation: Explanation, layer: int, head: int, *, pieces: bool = False
+) -> list[tuple[str, float | None]]:
     """One head's self-attention per token, as :func:`highlights` spans (scaled to that head's largest)."""
     heads = explanation.head_scores or []
     layer = max(0, min(int(layer) - 1, len(heads) - 1))
     head = max(0, min(int(head) - 1, len(heads[layer]) - 1))
-    return highlights(replace(explanation, scores=heads[layer][head], layer_scores=None, head_scores=None))
+    one = replace(explanation, scores=heads[layer][head], layer_scores=None, head_scores=None)
+    return highlights(one, pieces=pieces)
+
+
+def attention_legend(explanation: Explanation, *, pieces: bool = False) -> str:
+    """The attention view's own sequential scale, in one line of Markdown: from 0 (uncoloured) to the
+    largest value shown, never the attributions' diverging one (attention weights are not signed)."""
+    shown = explanation if pieces else words(explanation)
+    return (
+        f"Scale: uncoloured = 0, deepest red = the largest value shown ({scale_of(shown):.3f}); "
+        f"{'word pieces' if pieces else 'a word: the mean of its pieces'}."
+    )
 
 
 def validation_table(explanation: Explanation) -> str:
