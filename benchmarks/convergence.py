@@ -55,7 +55,7 @@ def main() -> None:
         if not Path(source).exists() and source.startswith(str(DEFAULT_EXPLAINERS)):
             print(f"({name}: no embedded explainer yet, skipped)")
             continue
-        explainers[name] = (get_explainer(name, classifier, explainer=source), source)
+        explainers[name] = (get_explainer(name, classifier, source=source), source)
 
     key = {"classifier": classifier.identity(), "texts": texts, "text_pairs": text_pairs, "method": args.method,
            "seed": args.seed, "max_samples": args.max_samples}  # fmt: skip

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 from empexp import load_classifier
 from empexp.cards import write_card
 from empexp.data import read_texts
-from empexp.diffmask import METRICS, VARIANTS, load_diffmask, validation, validation_markdown
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.probes import METRICS, VARIANTS, load_diffmask, validation, validation_markdown
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     python benchmarks/diffmask_toy.py --seed 0 [--variant hidden] [--restarts 3]
 
 Trains the toy model (seed S), then DiffMask probes from ``--restarts`` seeds, kept by the checkpoint
-rule of ``empexp.diffmask.better``; measures them on 5,000 held-out examples. Prints per hook point
+rule of ``empexp.probes.better``; measures them on 5,000 held-out examples. Prints per hook point
 the paper's Table 1 measure (KL and JS between the normalised keep probabilities and the uniform
 distribution over the n/m positions; paper: 0.01 and 0.00), precision and recall of the tokens kept
 with probability > 0.5, KL(original || masked) with sampled gates, agreement of the masked and
@@ -21,7 +21,7 @@ import time
 import torch
 
 from empexp import toy
-from empexp.diffmask import VARIANTS
+from empexp.probes import VARIANTS
 
 
 def main() -> None:

@@ -17,9 +17,10 @@ from collections.abc import Callable
 import torch
 
 from empexp import get_explainer, load_classifier
+from empexp.classifier import Batch
 from empexp.data import read_tsv
-from empexp.empirical import ScoreTotals
 from empexp.explainers import explainer_class, list_explainers
+from empexp.imitator import ScoreTotals
 
 EMPIRICAL = [name for name in list_explainers() if explainer_class(name).kind == "empirical"]
 
@@ -77,7 +78,7 @@ def main() -> None:
         model = empirical["empirical-ig"].model
         predicted = [(batch, classifier.logits(batch)) for batch in encoded]
 
-        def own_pass(batch: dict, batch_logits: torch.Tensor) -> None:
+        def own_pass(batch: Batch, batch_logits: torch.Tensor) -> None:
             target = batch_logits.argmax(-1)
             with torch.no_grad():
                 model(batch, target, None, totals(batch, batch_logits, target)[0])
@@ -87,8 +88,9 @@ def main() -> None:
     if "empirical-ig-head" in empirical:
         head = empirical["empirical-ig-head"].model
 
-        def predict_with_head(batch: dict) -> None:
-            batch_logits, hidden = classifier.logits_and_hidden_states(batch)
+        def predict_with_head(batch: Batch) -> None:
+            prediction = classifier.prediction_pass(batch, hidden_states=True)
+            batch_logits, hidden = prediction.logits, prediction.hidden_states
             target = batch_logits.argmax(-1)
             with torch.no_grad():
                 head(batch, target, hidden, totals(batch, batch_logits, target)[0])

@@ -3,7 +3,7 @@
     python benchmarks/target_mse.py --targets runs/targets/ig-val [--explainer empexp/default/empirical-ig] \
         [--model ID_OR_DIR]
 
-The same measure as ``train_empirical.py``'s validation (``empexp.empirical.target_mse``): per text the
+The same measure as ``train_empirical.py``'s validation (``empexp.imitator.target_mse``): per text the
 mean squared error over real tokens, then the mean over texts; scores made complete when the explainer
 does. Use it on targets no run trained on, to compare explainers (or a run's start) on equal terms.
 """
@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from empexp import load_classifier
-from empexp.empirical import ScoreTotals, load_empirical, target_mse
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.imitator import ScoreTotals, load_empirical, target_mse
 from empexp.targets import collate_targets, load_targets
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     totals = ScoreTotals(classifier) if explainer.complete else None
     with torch.no_grad():
         errors = torch.cat([
-            target_mse(explainer, classifier, batch, extra_pass=explainer.extra_pass, totals=totals)
+            target_mse(explainer, classifier, batch, own_pass=explainer.own_pass, totals=totals)
             for batch in DataLoader(targets, batch_size=64, collate_fn=collate)
         ])  # fmt: skip
     imitated = metadata["explainer"]

@@ -20,10 +20,10 @@ from huggingface_hub.utils import validate_repo_id
 
 from empexp.classifier import DEFAULT_NAME, INPUTS_KEY
 from empexp.convergence import load_curve
-from empexp.diffmask import METRICS as DIFFMASK_METRICS
-from empexp.diffmask import point_names, validation_markdown
-from empexp.empirical import METHOD_LONG, TRAINING_METRICS
 from empexp.errors import ModelLoadError
+from empexp.imitator import METHOD_LONG, TRAINING_METRICS
+from empexp.probes import METRICS as DIFFMASK_METRICS
+from empexp.probes import point_names, validation_markdown
 
 TEMPLATES = Path(__file__).resolve().parent / "model_cards"
 KINDS = ("classifier", "empirical-explainer", "diffmask")

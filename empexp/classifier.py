@@ -6,9 +6,9 @@ import copy
 import hashlib
 import json
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -69,6 +69,54 @@ class EncodedText:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Encoded texts padded into tensors on one device (:meth:`Classifier.collate`), rows first."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    special_tokens_mask: torch.Tensor
+    """True at special and pad positions."""
+    token_type_ids: torch.Tensor | None = None
+    """Segment ids, for models that take them (BERT pairs)."""
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The fields that hold tensors, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+
+    def map(self, change: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        """The same batch with ``change`` applied to every tensor (moving, slicing, repeating rows)."""
+        return replace(self, **{name: change(value) for name, value in self.tensors().items()})
+
+    def to(self, device: torch.device | str, **kwargs) -> Batch:
+        """On ``device`` (``kwargs`` as ``Tensor.to`` takes them: what ``accelerate`` passes)."""
+        return self.map(lambda value: value.to(device, **kwargs))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class PredictionPass:
+    """The classifier's pass over a :class:`Batch` (:meth:`Classifier.prediction_pass`), which every
+    explanation starts from (and counts in its cost).
+
+    Attributes:
+        logits: ``(batch, classes)``.
+        hidden_states: every layer's ``(batch, tokens, hidden)``, embeddings first, where asked for.
+        attentions: every layer's attention weights ``(batch, heads, q, k)``, where asked for.
+    """
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """The explained classes ``(batch,)``: the predicted ones."""
+        return self.logits.argmax(-1)
 
 
 @dataclass(frozen=True)
@@ -241,18 +289,15 @@ class Classifier:
             segments=segments,
         )
 
-    def collate(self, encoded: Sequence[EncodedText]) -> dict[str, torch.Tensor]:
-        """Pad encodings into one batch (on the tokeniser's padding side) on the model's device.
-
-        Returns the model inputs plus ``special_tokens_mask`` (True at special and pad positions).
-        """
+    def collate(self, encoded: Sequence[EncodedText]) -> Batch:
+        """Pad encodings into one :class:`Batch` (on the tokeniser's padding side) on the model's device."""
         features = [{"input_ids": e.input_ids, "special_tokens_mask": [int(s) for s in e.special]} for e in encoded]
         for feature, e in zip(features, encoded):
             if e.token_type_ids is not None:
                 feature["token_type_ids"] = e.token_type_ids
         batch = self.tokenizer.pad(features, return_tensors="pt")
         batch["special_tokens_mask"] = batch["special_tokens_mask"].bool()
-        return {key: value.to(self.device) for key, value in batch.items()}
+        return Batch(**batch).to(self.device)
 
     def forward(
         self,
@@ -282,28 +327,18 @@ class Classifier:
             kwargs["position_ids"] = position_ids
         return self.model(**kwargs, **options)
 
-    def model_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def model_inputs(self, batch: Batch) -> tuple[torch.Tensor, ...]:
         """``(attention_mask, token_type_ids, position_ids)`` for :meth:`forward`, after ``input_ids``."""
-        return (
-            batch["attention_mask"],
-            batch.get("token_type_ids"),
-            layers.position_ids(self.model, batch["input_ids"]),
-        )
+        return (batch.attention_mask, batch.token_type_ids, layers.position_ids(self.model, batch.input_ids))
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        """The logits ``(batch, classes)`` of a batch (no gradients)."""
+        return self.prediction_pass(batch).logits
 
     @torch.no_grad()
-    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.forward(batch["input_ids"], *self.model_inputs(batch))
-
-    @torch.no_grad()
-    def logits_and_hidden_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Logits and every layer's hidden states ``(batch, tokens, hidden)``, embeddings first, in one pass."""
-        outputs = self.outputs(batch, hidden_states=True)
-        return outputs.logits, outputs.hidden_states
-
-    @torch.no_grad()
-    def outputs(self, batch: dict[str, torch.Tensor], *, hidden_states: bool = False, attentions: bool = False):
-        """The model's output for a batch, with hidden states and attention weights ``(batch, heads, q, k)``
-        per layer where asked for.
+    def prediction_pass(self, batch: Batch, *, hidden_states: bool = False, attentions: bool = False) -> PredictionPass:
+        """The model's pass over a batch (no gradients), with every layer's hidden states and attention
+        weights where asked for.
 
         Raises:
             ValueError: ``attentions`` from a model built with fused attention, which returns no weights
@@ -315,12 +350,13 @@ class Classifier:
                 f"this classifier was built with {implementation!r} attention, which returns no attention "
                 "weights: load it with attn_implementation='eager' (the default) or use replica('eager')"
             )
-        return self._run(
-            {"input_ids": batch["input_ids"]},
+        outputs = self._run(
+            {"input_ids": batch.input_ids},
             *self.model_inputs(batch),
             output_hidden_states=hidden_states,
             output_attentions=attentions,
         )
+        return PredictionPass(outputs.logits, outputs.get("hidden_states"), outputs.get("attentions"))
 
     def probabilities(self, logits: torch.Tensor) -> list[dict[str, float]]:
         """Class name -> probability, one dict per row of ``logits``."""

@@ -57,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--explainer-revision", help="Hub revision of --explainer")
     explain.add_argument(
-        "--layer", type=int, help="diffmask-*: hook point whose keep probabilities are the scores; attention: layer"
+        "--layer", type=int, help="attention: the layer whose heads are aggregated (0-based; default: all layers)"
+    )
+    explain.add_argument(
+        "--point",
+        type=int,
+        help="diffmask-*: the hook point whose keep probabilities are the scores (0 = word embeddings; --layer "
+        "is its older name)",
     )
     explain.add_argument("--aggregation", choices=AGGREGATIONS, help="attention: how heads are aggregated (mean)")
     explain.add_argument("--attviz", help="attention: also write the explanations in AttViz's JSON input format here")
@@ -181,13 +187,14 @@ def _run(
             "method": args.integration_method,
             "batch_size": args.batch_size,
             "revision": args.explainer_revision,
-            "layer": args.layer,
+            **({"point": args.point, "layer": args.layer} if args.method.startswith("diffmask-") else {}),
+            **({"layer": args.layer} if args.method == "attention" else {}),
             "aggregation": args.aggregation,
         }.items()
         if value is not None
     }
     if args.explainer is not None:
-        options["probes" if args.method.startswith("diffmask-") else "explainer"] = args.explainer
+        options["source"] = args.explainer
     explainer = get_explainer(args.method, classifier, **options)
     explained = []
     for start in range(0, len(texts), CHUNK):

@@ -26,7 +26,7 @@ import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 
 from empexp import layers
-from empexp.classifier import Classifier, pad_baseline
+from empexp.classifier import Batch, Classifier, pad_baseline
 
 
 def gauss_legendre(steps: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +68,7 @@ def _embedding_output(
 
 def ig_node_estimates(
     classifier: Classifier,
-    batch: dict[str, torch.Tensor],
+    batch: Batch,
     targets: torch.Tensor,
     nodes: torch.Tensor,
     *,
@@ -82,11 +82,11 @@ def ig_node_estimates(
     """
     alphas, _ = gauss_legendre(steps)
     rows, draws = nodes.shape
-    special = batch["special_tokens_mask"]
-    baseline_ids = pad_baseline(batch["input_ids"], special, classifier.tokenizer.pad_token_id)
+    special = batch.special_tokens_mask
+    baseline_ids = pad_baseline(batch.input_ids, special, classifier.tokenizer.pad_token_id)
     # Input and baseline in one (cut-short) pass, with the input's other inputs (RoBERTa: its positions).
     doubled = [None if x is None else torch.cat([x, x]) for x in classifier.model_inputs(batch)]
-    both = _embedding_output(classifier, torch.cat([batch["input_ids"], baseline_ids]), doubled)
+    both = _embedding_output(classifier, torch.cat([batch.input_ids, baseline_ids]), doubled)
     flip = layers.sequence_first(classifier.model)
     if flip:  # XLNet's word embeddings come out sequence-first
         both = both.transpose(0, 1)
@@ -94,7 +94,7 @@ def ig_node_estimates(
     alpha = alphas.to(original.dtype).to(original.device)[nodes].reshape(-1, 1, 1)  # (rows * k, 1, 1)
     difference = (original - baseline).repeat_interleave(draws, dim=0)
     points = (baseline.repeat_interleave(draws, dim=0) + alpha * difference).requires_grad_(True)
-    repeated = {key: value.repeat_interleave(draws, dim=0) for key, value in batch.items() if key != "logits"}
+    repeated = batch.map(lambda value: value.repeat_interleave(draws, dim=0))
 
     def replace(_module, _inputs, _output):
         return points.transpose(0, 1) if flip else points
@@ -102,7 +102,7 @@ def ig_node_estimates(
     handle = layers.embedding_layer(classifier.model).register_forward_hook(replace)
     try:
         with torch.enable_grad():
-            logits = classifier.forward(repeated["input_ids"], *classifier.model_inputs(repeated))
+            logits = classifier.forward(repeated.input_ids, *classifier.model_inputs(repeated))
             picked = logits.gather(1, targets.repeat_interleave(draws).view(-1, 1)).sum()
             (gradient,) = torch.autograd.grad(picked, points)
     finally:
@@ -112,7 +112,7 @@ def ig_node_estimates(
 
 
 def sv_permutation_estimates(
-    classifier: Classifier, batch: dict[str, torch.Tensor], targets: torch.Tensor, permutations: torch.Tensor
+    classifier: Classifier, batch: Batch, targets: torch.Tensor, permutations: torch.Tensor
 ) -> torch.Tensor:
     """``(batch, tokens)`` averages of the marginal contributions along ``permutations``.
 
@@ -120,13 +120,14 @@ def sv_permutation_estimates(
     among them; every text of the batch must have ``n`` real tokens. Each permutation costs ``n + 1``
     passes (the prefixes of the order, from the baseline to the input), run as one batch per text.
     """
-    special = batch["special_tokens_mask"]
+    special = batch.special_tokens_mask
     pad = classifier.tokenizer.pad_token_id
     rows, draws, n = permutations.shape
     real_positions = [torch.nonzero(~row).squeeze(-1) for row in special]
     if any(len(p) != n for p in real_positions):
         raise ValueError("every text of the batch needs as many real tokens as the permutations order")
     scores = torch.zeros(special.shape, dtype=torch.float32, device=special.device)
+    model_inputs = classifier.model_inputs(batch)
     for row in range(rows):
         positions = real_positions[row][permutations[row]]  # (k, n): token positions in order of arrival
         # Prefix j of a permutation holds its first j tokens; every other real token is the pad token.
@@ -134,11 +135,12 @@ def sv_permutation_estimates(
         for j in range(1, n + 1):
             arrived[:, j] = arrived[:, j - 1]
             arrived[torch.arange(draws), j, positions[:, j - 1]] = True
-        ids = batch["input_ids"][row]
+        ids = batch.input_ids[row]
         inputs = torch.where(arrived | special[row], ids, torch.full_like(ids, pad)).view(-1, special.shape[1])
-        single = {key: value[row : row + 1].expand(len(inputs), -1) for key, value in batch.items() if key != "logits"}
+        # The row's other inputs (mask, segments, RoBERTa's positions) for every prefix, as SV passes them.
+        extras = [None if x is None else x[row : row + 1].expand(len(inputs), -1) for x in model_inputs]
         with torch.no_grad():
-            values = classifier.forward(inputs, *classifier.model_inputs({**single, "input_ids": inputs}))
+            values = classifier.forward(inputs, *extras)
         values = values[:, targets[row]].float().view(draws, n + 1)
         gains = values[:, 1:] - values[:, :-1]  # (k, n): the j-th arrival's contribution
         contribution = torch.zeros(draws, special.shape[1], device=special.device)

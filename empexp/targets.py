@@ -29,6 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from empexp.classifier import Batch
 from empexp.errors import InputError
 from empexp.explainers.base import Explainer
 
@@ -52,17 +53,13 @@ def explain_chunk(
     encoded = explainer.classifier.encode(texts, text_pairs)
     batch = explainer.classifier.collate(encoded)
     # Explanations hold one score per real token; scatter them back into the padded layout.
-    attributions = torch.zeros(batch["input_ids"].shape)
-    keep = batch["attention_mask"].bool().cpu()
+    attributions = torch.zeros(batch.input_ids.shape)
+    keep = batch.attention_mask.bool().cpu()
     for row, explanation in enumerate(explanations):
         attributions[row, keep[row]] = torch.tensor(explanation.scores)
-    types = {"token_type_ids": batch["token_type_ids"].cpu()} if "token_type_ids" in batch else {}
     return {
         "index": torch.arange(start, start + len(texts)),
-        "input_ids": batch["input_ids"].cpu(),
-        "attention_mask": batch["attention_mask"].cpu(),
-        "special_tokens_mask": batch["special_tokens_mask"].cpu(),
-        **types,
+        **{name: value.cpu() for name, value in batch.tensors().items()},
         "predicted": torch.tensor([e.target for e in explanations]),
         "logits": explainer.classifier.logits(batch).float().cpu(),
         "attributions": attributions,
@@ -150,11 +147,19 @@ def load_targets(directory: str | Path) -> tuple[list[Target], dict[str, Any]]:
     return targets, index
 
 
-def collate_targets(
-    targets: Sequence[Target], pad_token_id: int, padding_side: str = "right"
-) -> dict[str, torch.Tensor]:
-    """Pad targets as :meth:`Classifier.collate` pads texts (segments included), plus ``attributions``,
-    ``predicted`` and ``logits``."""
+@dataclass(frozen=True)
+class TargetBatch(Batch):
+    """A :class:`Batch` of texts with what an explainer learns from: the explained classes, their logits
+    and the target attributions ``(batch, tokens)``, 0 at special and pad positions."""
+
+    predicted: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    attributions: torch.Tensor | None = None
+
+
+def collate_targets(targets: Sequence[Target], pad_token_id: int, padding_side: str = "right") -> TargetBatch:
+    """Pad targets as :meth:`Classifier.collate` pads texts (segments included), with their ``predicted``
+    classes, ``logits`` and ``attributions``."""
     length = max(len(t.input_ids) for t in targets)
     attention_mask = torch.zeros(len(targets), length, dtype=torch.long)
     for row, target in enumerate(targets):
@@ -170,15 +175,15 @@ def collate_targets(
         out[real] = torch.cat(values)
         return out
 
-    types = {}
+    types = None
     if all(t.token_type_ids is not None for t in targets):
-        types["token_type_ids"] = pad([t.token_type_ids for t in targets], 0)
-    return {
-        **types,
-        "input_ids": pad([t.input_ids for t in targets], pad_token_id),
-        "attention_mask": attention_mask,
-        "special_tokens_mask": pad([t.special_tokens_mask for t in targets], True),
-        "attributions": pad([t.attributions for t in targets], 0.0),
-        "predicted": torch.tensor([t.predicted for t in targets]),
-        "logits": torch.stack([t.logits for t in targets]),
-    }
+        types = pad([t.token_type_ids for t in targets], 0)
+    return TargetBatch(
+        input_ids=pad([t.input_ids for t in targets], pad_token_id),
+        attention_mask=attention_mask,
+        special_tokens_mask=pad([t.special_tokens_mask for t in targets], True),
+        token_type_ids=types,
+        predicted=torch.tensor([t.predicted for t in targets]),
+        logits=torch.stack([t.logits for t in targets]),
+        attributions=pad([t.attributions for t in targets], 0.0),
+    )

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from tqdm.auto import tqdm
 
-from empexp.diffmask import Gates, Variant, better, probe_optimisers, summary
+from empexp.probes import Gates, Variant, better, probe_optimisers, summary
 
 DIGITS = 10
 MAX_LENGTH = 10
@@ -165,7 +165,7 @@ def train_probes(
 
     One hook point is sampled per step. Every ``eval_every`` steps the probes are measured on ``dev``;
     the checkpoint kept is the one with the lowest keep rate whose sampled-gate KL is within the margin
-    at every point (:func:`empexp.diffmask.better`). Returns the probes and that checkpoint's metrics
+    at every point (:func:`empexp.probes.better`). Returns the probes and that checkpoint's metrics
     (``None`` if no checkpoint was within the margin: then the last probes are returned).
     """
     train = train if train is not None else make_data(10_000, seed=0)
@@ -241,7 +241,7 @@ def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def restarts(model: ToyModel, seeds: Sequence[int], **options) -> tuple[ToyDiffMask, dict]:
     """:func:`train_probes` from each seed; the probes kept are chosen by the same rule as checkpoints
-    (:func:`empexp.diffmask.better`), so a run that got stuck loses to one that did not."""
+    (:func:`empexp.probes.better`), so a run that got stuck loses to one that did not."""
     chosen = None
     for seed in seeds:
         probes, info = train_probes(model, seed=seed, **options)

@@ -5,8 +5,8 @@ import torch
 from gradio_client import Client
 
 from empexp.app import build_app
-from empexp.diffmask import DiffMaskModel
-from empexp.empirical import EmpiricalModel
+from empexp.imitator import EmpiricalModel
+from empexp.probes import DiffMaskModel
 from tests.conftest import serving
 
 

@@ -21,7 +21,7 @@ def test_diagonal_equals_attentions_read_directly(tiny):
         batch = tiny.collate(tiny.encode([text]))
         with torch.no_grad():
             attentions = tiny.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_attentions=True
             ).attentions
         assert len(explanation.head_scores) == len(attentions) == tiny.model.config.num_hidden_layers
         for layer, weights in enumerate(attentions):
@@ -102,11 +102,11 @@ def test_misaligned_layer_scores_are_rejected():
 
 
 def test_explained_together_equals_explained_alone(bert, tmp_path):
-    from empexp.diffmask import DiffMaskModel
     from empexp.explainers import explain_together
+    from empexp.probes import DiffMaskModel
 
     DiffMaskModel(bert, explains=bert.identity(), variant="hidden").save_pretrained(tmp_path / "hidden")
-    explainers = [get_explainer("attention", bert), get_explainer("diffmask-hidden", bert, probes=tmp_path / "hidden")]
+    explainers = [get_explainer("attention", bert), get_explainer("diffmask-hidden", bert, source=tmp_path / "hidden")]
     together = explain_together(explainers, "the movie was great")
     for explainer, shared in zip(explainers, together, strict=True):
         alone = explainer.explain("the movie was great")[0]

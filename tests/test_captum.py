@@ -13,9 +13,9 @@ def target_delta(classifier, explanation) -> float:
     """f(input) - f(baseline) for the explained class."""
     batch = classifier.collate(classifier.encode([explanation.text]))
     inputs = classifier.model_inputs(batch)
-    baseline = pad_baseline(batch["input_ids"], batch["special_tokens_mask"], classifier.tokenizer.pad_token_id)
+    baseline = pad_baseline(batch.input_ids, batch.special_tokens_mask, classifier.tokenizer.pad_token_id)
     with torch.no_grad():
-        f_input = classifier.forward(batch["input_ids"], *inputs)[0, explanation.target]
+        f_input = classifier.forward(batch.input_ids, *inputs)[0, explanation.target]
         f_baseline = classifier.forward(baseline, *inputs)[0, explanation.target]
     return float(f_input - f_baseline)
 
@@ -24,11 +24,9 @@ def target_delta(classifier, explanation) -> float:
 def test_special_and_pad_positions_get_exactly_zero(tiny, method):
     explainer = get_explainer(method, tiny, samples=5)
     batch = tiny.collate(tiny.encode(TEXTS[:2]))  # different lengths: the shorter one is padded
-    with torch.no_grad():
-        targets = tiny.logits(batch).argmax(-1)
-    scores = explainer.attribute(batch, targets).scores
-    special = batch["special_tokens_mask"]
-    assert (~batch["attention_mask"].bool() <= special).all()  # pads count as special
+    scores = explainer.attribute(batch, tiny.prediction_pass(batch)).scores
+    special = batch.special_tokens_mask
+    assert (~batch.attention_mask.bool() <= special).all()  # pads count as special
     assert torch.all(scores[special] == 0)
     assert torch.any(scores[~special] != 0)
 

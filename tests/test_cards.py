@@ -6,8 +6,8 @@ import pytest
 from huggingface_hub import ModelCard
 
 from empexp.cards import artefact_kind, command_line, write_card
-from empexp.diffmask import METRICS, DiffMaskModel
 from empexp.errors import ModelLoadError
+from empexp.probes import METRICS, DiffMaskModel
 from tests.local_hub import metadata_errors
 
 

@@ -79,5 +79,5 @@ def test_peft_adapter_folder_is_merged(bert_path, tmp_path):
     batch = loaded.collate(loaded.encode(["the movie was great"]))
     peft_model.eval()
     with torch.no_grad():
-        expected = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        expected = peft_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     torch.testing.assert_close(loaded.logits(batch), expected, atol=1e-5, rtol=1e-4)

@@ -9,9 +9,9 @@ from empexp import get_explainer, load_classifier
 from empexp.app import imitated
 from empexp.classifier import DEFAULT_CLASSIFIER, EMBEDDED
 from empexp.convergence import agreement, load_curve
-from empexp.diffmask import METRICS
 from empexp.errors import InputError
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
+from empexp.probes import METRICS
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from empexp import get_explainer, layers, load_classifier, toy
-from empexp.diffmask import DiffMaskModel, HardConcrete, LookaheadRMSprop, better, load_diffmask, probe_optimisers
 from empexp.errors import InputError, ModelLoadError
+from empexp.probes import DiffMaskModel, HardConcrete, LookaheadRMSprop, better, load_diffmask, probe_optimisers
 from tests.conftest import SENTENCES, make_tiny
 from tests.test_cli import EXPLAIN_FIELDS, run
 
@@ -33,7 +33,7 @@ def test_hook_points_are_found_by_structure(tiny):
     assert len(layers.encoder_layers(model)) == model.config.num_hidden_layers
     probes = DiffMaskModel(tiny, explains=tiny.identity(), variant="hidden")
     batch = tiny.collate(tiny.encode(SENTENCES[:3]))
-    _, hidden_states = tiny.logits_and_hidden_states(batch)
+    hidden_states = tiny.prediction_pass(batch, hidden_states=True).hidden_states
     states = probes.states(tiny, batch, hidden_states)
     assert len(states) == model.config.num_hidden_layers + 2
     seen = {}
@@ -57,8 +57,8 @@ def test_open_gates_leave_the_output_unchanged_and_closed_ones_do_not(tiny, vari
     probes = DiffMaskModel(tiny, explains=tiny.identity(), variant=variant)
     batch = tiny.collate(tiny.encode(SENTENCES[:4]))
     original = tiny.logits(batch)
-    open_gates = torch.ones(batch["input_ids"].shape)
-    closed = torch.zeros(batch["input_ids"].shape).masked_fill(batch["special_tokens_mask"], 1.0)
+    open_gates = torch.ones(batch.input_ids.shape)
+    closed = torch.zeros(batch.input_ids.shape).masked_fill(batch.special_tokens_mask, 1.0)
     for point in range(probes.points):
         with torch.no_grad():
             assert torch.allclose(probes.masked_logits(tiny, batch, point, open_gates), original, atol=1e-5)
@@ -69,7 +69,7 @@ def test_open_gates_leave_the_output_unchanged_and_closed_ones_do_not(tiny, vari
 def test_probes_start_with_every_gate_open(bert):
     probes = DiffMaskModel(bert, explains=bert.identity(), variant="hidden")
     batch = bert.collate(bert.encode(SENTENCES))
-    _, hidden = bert.logits_and_hidden_states(batch)
+    hidden = bert.prediction_pass(batch, hidden_states=True).hidden_states
     with torch.no_grad():
         logits = probes.gate_logits(probes.states(bert, batch, hidden))
         keep = probes.keep_probabilities(logits, probes.ungated(batch))
@@ -132,8 +132,8 @@ def test_special_tokens_are_gated_only_when_asked(bert):
     batch = bert.collate(bert.encode(SENTENCES[:2]))
     kept = DiffMaskModel(bert, explains=bert.identity())
     gated = DiffMaskModel(bert, explains=bert.identity(), gate_special=True)
-    assert torch.equal(kept.ungated(batch), batch["special_tokens_mask"])
-    assert torch.equal(gated.ungated(batch), batch["attention_mask"] == 0)
+    assert torch.equal(kept.ungated(batch), batch.special_tokens_mask)
+    assert torch.equal(gated.ungated(batch), batch.attention_mask == 0)
     assert gated.ungated(batch)[:, 0].sum() == 0  # [CLS] is gated
 
 
@@ -177,7 +177,7 @@ def test_probes_round_trip_and_refuse_other_classifiers(bert, tmp_path):
     probes.save_pretrained(tmp_path / "probes")
     loaded = load_diffmask(tmp_path / "probes", bert)
     batch = bert.collate(bert.encode(SENTENCES))
-    _, hidden = bert.logits_and_hidden_states(batch)
+    hidden = bert.prediction_pass(batch, hidden_states=True).hidden_states
     with torch.no_grad():
         expected = probes.gate_logits(probes.states(bert, batch, hidden))
         assert torch.equal(loaded.gate_logits(loaded.states(bert, batch, hidden)), expected)
@@ -193,7 +193,7 @@ def test_probes_round_trip_and_refuse_other_classifiers(bert, tmp_path):
 
 def test_explainer_returns_keep_probabilities_per_layer(tiny, tmp_path):
     DiffMaskModel(tiny, explains=tiny.identity(), variant="hidden").save_pretrained(tmp_path / "hidden")
-    explainer = get_explainer("diffmask-hidden", tiny, probes=tmp_path / "hidden", layer=1)
+    explainer = get_explainer("diffmask-hidden", tiny, source=tmp_path / "hidden", point=1)
     for explanation in explainer.explain(SENTENCES[:3]):
         points = tiny.model.config.num_hidden_layers + 2
         assert len(explanation.layer_scores) == points == len(explanation.details["layer_names"])
@@ -201,11 +201,11 @@ def test_explainer_returns_keep_probabilities_per_layer(tiny, tmp_path):
         assert all(0.0 <= v <= 1.0 for row in explanation.layer_scores for v in row)
         assert explanation.forward_passes == 1
     with pytest.raises(InputError, match="use them with method 'diffmask-hidden'"):
-        get_explainer("diffmask-input", tiny, probes=tmp_path / "hidden")
-    with pytest.raises(InputError, match="needs probes"):
+        get_explainer("diffmask-input", tiny, source=tmp_path / "hidden")
+    with pytest.raises(InputError, match="needs DiffMask probes"):
         get_explainer("diffmask-input", tiny)
-    with pytest.raises(InputError, match="layer must be"):
-        get_explainer("diffmask-hidden", tiny, probes=tmp_path / "hidden", layer=99)
+    with pytest.raises(InputError, match="point must be"):  # layer: the older name of point
+        get_explainer("diffmask-hidden", tiny, source=tmp_path / "hidden", layer=99)
 
 
 def test_cli_diffmask(capsys, bert, bert_path, tmp_path):

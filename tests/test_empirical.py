@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from empexp import get_explainer, load_classifier
-from empexp.empirical import EmpiricalModel, ScoreTotals, load_empirical, token_mse
 from empexp.errors import InputError, ModelLoadError
+from empexp.imitator import EmpiricalModel, ScoreTotals, load_empirical, token_mse
 from empexp.targets import Target, collate_targets
 from tests.conftest import SENTENCES, make_tiny
 from tests.test_cli import EXPLAIN_FIELDS, run
@@ -30,10 +30,10 @@ def logits_of(classifier) -> torch.Tensor:
 
 
 def loss(model, classifier, batch) -> torch.Tensor:
-    hidden = None if model.extra_pass else classifier.logits_and_hidden_states(batch)[1]
-    total, _ = ScoreTotals(classifier)(batch, batch["logits"], batch["predicted"])
-    scores = model(batch, batch["predicted"], hidden, total)
-    return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
+    hidden = None if model.own_pass else classifier.prediction_pass(batch, hidden_states=True).hidden_states
+    total, _ = ScoreTotals(classifier)(batch, batch.logits, batch.predicted)
+    scores = model(batch, batch.predicted, hidden, total)
+    return token_mse(scores, batch.attributions, batch.special_tokens_mask)
 
 
 @pytest.fixture
@@ -72,15 +72,16 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     assert config["explains"] == tiny.identity() and config["imitates"] == IMITATES
 
     name = "empirical-ig" if variant == "encoder" else "empirical-ig-head"
-    loaded = get_explainer(name, tiny, explainer=tmp_path)
+    loaded = get_explainer(name, tiny, source=tmp_path)
     batch = tiny.collate(tiny.encode(SENTENCES))
-    logits, hidden = tiny.logits_and_hidden_states(batch)
+    prediction = tiny.prediction_pass(batch, hidden_states=True)
+    logits, hidden = prediction.logits, prediction.hidden_states
     targets = logits.argmax(-1)
     with torch.no_grad():
         expected = model.eval()(batch, targets, hidden, ScoreTotals(tiny)(batch, logits, targets)[0])
     loaded.explain(SENTENCES)  # the first explanation of a length also runs the classifier on its baseline
     explanations = loaded.explain(SENTENCES)
-    for row, keep, explanation in zip(expected, batch["attention_mask"].bool(), explanations):
+    for row, keep, explanation in zip(expected, batch.attention_mask.bool(), explanations):
         torch.testing.assert_close(torch.tensor(explanation.scores), row[keep], atol=1e-5, rtol=1e-4)
     assert explanations[0].forward_passes == (2 if variant == "encoder" else 1)
     assert explanations[0].details["imitates"] == IMITATES
@@ -116,8 +117,8 @@ def test_bad_explainer_folders_get_clear_errors(bert, tmp_path):
         load_empirical(tmp_path / "small", bert)
     EmpiricalModel(bert, explains=bert.identity(), imitates=IMITATES).save_pretrained(tmp_path / "head")
     with pytest.raises(InputError, match="use it with method 'empirical-ig-head'"):
-        get_explainer("empirical-ig", bert, explainer=tmp_path / "head")
-    with pytest.raises(InputError, match="needs an explainer"):
+        get_explainer("empirical-ig", bert, source=tmp_path / "head")
+    with pytest.raises(InputError, match="needs an empirical explainer"):
         get_explainer("empirical-sv", bert)
 
 
@@ -137,7 +138,7 @@ def test_cli_explain_with_an_empirical_explainer_prints_the_ig_schema(capsys, be
 
 def test_complete_scores_add_up_like_integrated_gradients(bert, tmp_path):
     EmpiricalModel(bert, explains=bert.identity(), imitates=IMITATES).save_pretrained(tmp_path)
-    explainer = get_explainer("empirical-ig-head", bert, explainer=tmp_path)
+    explainer = get_explainer("empirical-ig-head", bert, source=tmp_path)
     first, again = explainer.explain(SENTENCES[2]), explainer.explain(SENTENCES[2])
     ig = get_explainer("ig", bert, samples=20).explain(SENTENCES[2])[0]
     # IG's scores add up to f(input) - f(baseline) (completeness), and so do the empirical ones.

@@ -56,17 +56,19 @@ def test_several_nodes_in_one_batch_equal_their_average(bert):
 
 def _exact_shapley(classifier, batch, target):
     """Shapley values of the real tokens by enumerating every coalition."""
-    special = batch["special_tokens_mask"][0]
+    special = batch.special_tokens_mask[0]
     positions = torch.nonzero(~special).squeeze(-1).tolist()
     n = len(positions)
     pad = classifier.tokenizer.pad_token_id
 
     def value(coalition):
-        ids = batch["input_ids"].clone()
+        ids = batch.input_ids.clone()
         for p in positions:
             if p not in coalition:
                 ids[0, p] = pad
-        return classifier.logits({**batch, "input_ids": ids})[0, target].item()
+        # The input's other inputs (RoBERTa: its positions), as Shapley Value Sampling passes them.
+        with torch.no_grad():
+            return classifier.forward(ids, *classifier.model_inputs(batch))[0, target].item()
 
     values = {c: value(set(c)) for r in range(n + 1) for c in itertools.combinations(positions, r)}
     phi = torch.zeros(special.shape)
@@ -85,7 +87,7 @@ def four_tokens(tiny):
     """A text of exactly four real tokens (RoBERTa's tiny tokeniser splits into characters)."""
     for text in ("the movie was great", "good"):
         batch, targets = _one(tiny, text)
-        if int((~batch["special_tokens_mask"]).sum()) == 4:
+        if int((~batch.special_tokens_mask).sum()) == 4:
             return tiny, batch, targets
     raise AssertionError("no four-token text for this tokeniser")
 

@@ -90,9 +90,9 @@ def test_whole_text_removed_is_the_pad_baseline_on_real_architectures(tiny):
     text = "the plot was boring but the acting was fun"
     ig = get_explainer("ig", tiny, samples=4).explain(text)[0]
     batch = tiny.collate(tiny.encode([text]))
-    baseline = pad_baseline(batch["input_ids"], batch["special_tokens_mask"], tiny.tokenizer.pad_token_id)
+    baseline = pad_baseline(batch.input_ids, batch.special_tokens_mask, tiny.tokenizer.pad_token_id)
     with torch.no_grad():
-        logits = torch.cat([tiny.forward(ids, *tiny.model_inputs(batch)) for ids in (batch["input_ids"], baseline)])
+        logits = torch.cat([tiny.forward(ids, *tiny.model_inputs(batch)) for ids in (batch.input_ids, baseline)])
     p = logits.softmax(-1)[:, ig.target]
     whole = aopc(tiny, [ig], fractions=(1.0,))[0]
     assert whole["comprehensiveness"] == pytest.approx(float(p[0] - p[1]), abs=1e-5)

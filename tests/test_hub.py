@@ -18,8 +18,8 @@ import torch
 from gradio_client import Client
 from huggingface_hub import ModelCard, SpaceCard
 
-from empexp.diffmask import METRICS, DiffMaskModel
-from empexp.empirical import EmpiricalModel
+from empexp.imitator import EmpiricalModel
+from empexp.probes import METRICS, DiffMaskModel
 from empexp.publish import SPACE_APP, space_requirements
 from tests.conftest import make_tiny
 from tests.local_hub import free_port, metadata_errors, serve, wait_for

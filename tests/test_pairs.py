@@ -44,18 +44,18 @@ def test_ig_on_a_pair_equals_an_independent_captum_run(tiny):
     (explanation,) = get_explainer("ig", tiny, samples=16).explain([PREMISE], [HYPOTHESIS])
     batch = tiny.collate(tiny.encode([PREMISE], [HYPOTHESIS]))
     if tiny.model.config.model_type == "bert":
-        assert set(batch["token_type_ids"][0].tolist()) == {0, 1}  # the second text's segment reaches the model
+        assert set(batch.token_type_ids[0].tolist()) == {0, 1}  # the second text's segment reaches the model
     inputs = tiny.model_inputs(batch)
-    baseline = pad_baseline(batch["input_ids"], batch["special_tokens_mask"], tiny.tokenizer.pad_token_id)
+    baseline = pad_baseline(batch.input_ids, batch.special_tokens_mask, tiny.tokenizer.pad_token_id)
     layer = layers.embedding_layer(tiny.model)
     if layer is tiny.model.get_input_embeddings():  # XLNet: its word embeddings, batch first
         embed = tiny.model.get_input_embeddings()
         ig = IntegratedGradients(tiny.forward_embeds)
-        attributions = ig.attribute(embed(batch["input_ids"]).detach(), embed(baseline).detach(),
+        attributions = ig.attribute(embed(batch.input_ids).detach(), embed(baseline).detach(),
                                     target=explanation.target, additional_forward_args=inputs, n_steps=16)  # fmt: skip
     else:
         ig = LayerIntegratedGradients(tiny.forward, layer)
-        attributions = ig.attribute(batch["input_ids"], baseline, target=explanation.target,
+        attributions = ig.attribute(batch.input_ids, baseline, target=explanation.target,
                                     additional_forward_args=inputs, n_steps=16)  # fmt: skip
     torch.testing.assert_close(torch.tensor(explanation.scores), attributions.sum(-1)[0].detach(), atol=1e-5, rtol=1e-4)
 
@@ -63,11 +63,11 @@ def test_ig_on_a_pair_equals_an_independent_captum_run(tiny):
 def test_sv_on_a_pair_adds_up_to_the_change_from_the_baseline(tiny):
     (explanation,) = get_explainer("sv", tiny, samples=3).explain([PREMISE], [HYPOTHESIS])
     batch = tiny.collate(tiny.encode([PREMISE], [HYPOTHESIS]))
-    baseline = pad_baseline(batch["input_ids"], batch["special_tokens_mask"], tiny.tokenizer.pad_token_id)
+    baseline = pad_baseline(batch.input_ids, batch.special_tokens_mask, tiny.tokenizer.pad_token_id)
     with torch.no_grad():
         inputs = tiny.model_inputs(batch)
         delta = (
-            tiny.forward(batch["input_ids"], *inputs)[0, explanation.target]
+            tiny.forward(batch.input_ids, *inputs)[0, explanation.target]
             - tiny.forward(baseline, *inputs)[0, explanation.target]
         )
     assert sum(explanation.scores) == pytest.approx(float(delta), abs=1e-4)
@@ -125,10 +125,10 @@ def test_faithfulness_of_a_pair_perturbs_the_pair(tiny):
     # Every token removed (k = 100%): the probability falls to the pad baseline's, with the pair's segments.
     full = aopc(tiny, pair, fractions=(1.0,))[0]["comprehensiveness"]
     batch = tiny.collate(tiny.encode([PREMISE], [HYPOTHESIS]))
-    baseline = pad_baseline(batch["input_ids"], batch["special_tokens_mask"], tiny.tokenizer.pad_token_id)
+    baseline = pad_baseline(batch.input_ids, batch.special_tokens_mask, tiny.tokenizer.pad_token_id)
     with torch.no_grad():
         inputs = tiny.model_inputs(batch)
-        p = tiny.forward(batch["input_ids"], *inputs).softmax(-1)[0, pair[0].target]
+        p = tiny.forward(batch.input_ids, *inputs).softmax(-1)[0, pair[0].target]
         p_baseline = tiny.forward(baseline, *inputs).softmax(-1)[0, pair[0].target]
     assert full == pytest.approx(float(p - p_baseline), abs=1e-5)
 
@@ -153,11 +153,11 @@ def test_labelled_pairs_are_read_with_both_texts(tmp_path):
 
 
 def test_diffmask_attention_and_attviz_take_pairs(tiny, tmp_path):
-    from empexp.diffmask import DiffMaskModel
     from empexp.exports import attviz
+    from empexp.probes import DiffMaskModel
 
     DiffMaskModel(tiny, explains=tiny.identity(), variant="input").save_pretrained(tmp_path / "probes")
-    masked = get_explainer("diffmask-input", tiny, probes=tmp_path / "probes").explain(PREMISE, HYPOTHESIS)[0]
+    masked = get_explainer("diffmask-input", tiny, source=tmp_path / "probes").explain(PREMISE, HYPOTHESIS)[0]
     attention = get_explainer("attention", tiny).explain(PREMISE, HYPOTHESIS)[0]
     for explanation in (masked, attention):
         assert explanation.text_pair == HYPOTHESIS and len(explanation.segment) == len(explanation.tokens)
@@ -175,5 +175,5 @@ def test_targets_of_pairs_keep_their_segments(bert, tmp_path):
     targets, _ = load_targets(tmp_path)
     batch = collate_targets(targets, bert.tokenizer.pad_token_id, bert.tokenizer.padding_side)
     expected = bert.collate(bert.encode([PREMISE, "awful"], [HYPOTHESIS, "great"]))
-    assert torch.equal(batch["token_type_ids"], expected["token_type_ids"]) and batch["token_type_ids"].max() == 1
-    assert torch.equal(batch["input_ids"], expected["input_ids"])
+    assert torch.equal(batch.token_type_ids, expected.token_type_ids) and batch.token_type_ids.max() == 1
+    assert torch.equal(batch.input_ids, expected.input_ids)

@@ -22,9 +22,9 @@ def length_explainer():
         kind = "empirical"
         imitates = "ig"
 
-        def attribute(self, batch, targets):
-            positions = torch.arange(batch["input_ids"].shape[1], dtype=torch.float).expand_as(batch["input_ids"])
-            return Attribution(positions.masked_fill(batch["special_tokens_mask"], 0.0))
+        def attribute(self, batch, prediction):
+            positions = torch.arange(batch.input_ids.shape[1], dtype=torch.float).expand_as(batch.input_ids)
+            return Attribution(positions.masked_fill(batch.special_tokens_mask, 0.0))
 
     yield LengthExplainer
     del registry_module._REGISTRY[LengthExplainer.name]
@@ -47,7 +47,7 @@ def test_an_explainer_without_its_metadata_is_refused():
     class Anonymous(Explainer):
         name = "anonymous"
 
-        def attribute(self, batch, targets):
+        def attribute(self, batch, prediction):
             raise NotImplementedError
 
     with pytest.raises(ValueError, match="display_name, description, kind"):

@@ -17,8 +17,8 @@ from gradio_client import Client
 from empexp import Explanation
 from empexp.app import build_app
 from empexp.app.views import word_groups
-from empexp.diffmask import DiffMaskModel
-from empexp.empirical import EmpiricalModel
+from empexp.imitator import EmpiricalModel
+from empexp.probes import DiffMaskModel
 from tests.conftest import make_tiny, serving
 
 ROOT = Path(__file__).resolve().parents[1]

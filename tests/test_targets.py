@@ -79,8 +79,8 @@ def test_targets_hold_the_explainers_scores_and_metadata(tiny_path, tiny, tmp_pa
     assert target.logits.argmax().item() == target.predicted
 
     batch = collate_targets(targets[:4], tiny.tokenizer.pad_token_id, tiny.tokenizer.padding_side)
-    assert batch["attributions"].shape == batch["input_ids"].shape
-    assert (batch["attributions"][batch["special_tokens_mask"]] == 0).all()
+    assert batch.attributions.shape == batch.input_ids.shape
+    assert (batch.attributions[batch.special_tokens_mask] == 0).all()
 
 
 @pytest.mark.slow

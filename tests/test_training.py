@@ -120,5 +120,5 @@ def test_diffmask_training_exports_the_kept_checkpoint(bert, bert_path, tmp_path
                     "--threads", "1"], check=True, env=env, capture_output=True)  # fmt: skip
     metrics = json.loads((out / "diffmask_metrics.json").read_text())
     assert metrics["step"] in (3, 6) and max(metrics["sampled_kl"]) <= 10 and (out / "README.md").is_file()
-    explanation = get_explainer("diffmask-input", bert, probes=out).explain("the movie was great")[0]
+    explanation = get_explainer("diffmask-input", bert, source=out).explain("the movie was great")[0]
     assert len(explanation.layer_scores) == bert.model.config.num_hidden_layers + 2

@@ -4,13 +4,13 @@
         --dev ../shared/data/sst2/dev.tsv --variant input --output-dir empexp/default/diffmask-input
 
 The classifier is frozen; the probes learn to close as many gates as the KL margin allows (see
-``empexp.diffmask``). Each step samples one hook point and steps only its probe(s), baseline and
-multiplier; optimisers as in the paper's code (``empexp.diffmask.probe_optimisers``: centred RMSprop
+``empexp.probes``). Each step samples one hook point and steps only its probe(s), baseline and
+multiplier; optimisers as in the paper's code (``empexp.probes.probe_optimisers``: centred RMSprop
 warmed up over ``--warmup`` steps; Lookahead RMSprop ascent for the multipliers). Validation every
 ``--eval-every`` steps logs per point the KL (deterministic and sampled gates), the agreement of masked
 and original predictions, the fraction kept and the keep rate per predicted class; the checkpoint kept
 is the one with the lowest keep rate whose sampled-gate KL is within the margin at every point
-(``empexp.diffmask.better``). Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
+(``empexp.probes.better``). Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
 rerunning resumes from the newest one. The kept probes are exported with ``diffmask_metrics.json`` and
 a model card. Torch threads are pinned (``--threads``): the same seed gives the same probes.
 """
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from empexp.cards import write_card
 from empexp.classifier import load_classifier
 from empexp.data import read_instances
-from empexp.diffmask import (
+from empexp.probes import (
     METRICS,
     VARIANTS,
     DiffMaskModel,

@@ -41,11 +41,11 @@ from transformers import get_linear_schedule_with_warmup
 from empexp import load_classifier
 from empexp.artefact import WEIGHTS_NAME
 from empexp.cards import DEFAULT_DATASET, write_card
-from empexp.classifier import Classifier
+from empexp.classifier import Batch, Classifier
 from empexp.data import pseudo_documents, read_texts
-from empexp.empirical import EmpiricalModel, ScoreTotals, target_mse
 from empexp.estimators import draw_nodes, ig_node_estimates
-from empexp.targets import collate_targets, load_targets
+from empexp.imitator import EmpiricalModel, ScoreTotals, target_mse
+from empexp.targets import TargetBatch, collate_targets, load_targets
 from empexp.training import (
     Checkpointer,
     LengthGroupedBatches,
@@ -101,7 +101,7 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
-def label_on_the_fly(classifier: Classifier, batch: dict[str, torch.Tensor], nodes: int) -> dict[str, torch.Tensor]:
+def label_on_the_fly(classifier: Classifier, batch: Batch, nodes: int) -> TargetBatch:
     """A text batch with what a target batch holds: the prediction, and one-node IG estimates as attributions.
 
     The nodes come from torch's global generator, which the training loop seeds per step.
@@ -110,14 +110,14 @@ def label_on_the_fly(classifier: Classifier, batch: dict[str, torch.Tensor], nod
     predicted = logits.argmax(-1)
     drawn = draw_nodes(len(predicted), nodes).to(predicted.device)
     attributions = ig_node_estimates(classifier, batch, predicted, drawn)
-    return {**batch, "logits": logits.float(), "predicted": predicted, "attributions": attributions}
+    return TargetBatch(**batch.tensors(), predicted=predicted, logits=logits.float(), attributions=attributions)
 
 
 @torch.no_grad()
-def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, extra_pass: bool, totals) -> float:
+def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, own_pass: bool, totals) -> float:
     model.eval()
     losses = [
-        accelerator.gather_for_metrics(target_mse(model, classifier, batch, extra_pass=extra_pass, totals=totals))
+        accelerator.gather_for_metrics(target_mse(model, classifier, batch, own_pass=own_pass, totals=totals))
         for batch in loader
     ]
     model.train()
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     for batch in batches if not done else ():
         if args.data:
             batch = label_on_the_fly(classifier, batch, args.nodes)
-        loss = target_mse(model, classifier, batch, extra_pass=adapter is not None, totals=totals).mean()
+        loss = target_mse(model, classifier, batch, own_pass=adapter is not None, totals=totals).mean()
         accelerator.backward(loss)
         optimizer.step()
         scheduler.step()

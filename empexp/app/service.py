@@ -63,9 +63,8 @@ def load_empirical_explainers(
     problems = [f"{n}: no such explainer in the app (use {', '.join(known)})" for n in sources if n not in known]
     for name in known:
         if name in sources:
-            option = "probes" if name in DIFFMASK else "explainer"
             try:
-                explainers[name] = get_explainer(name, classifier, **{option: sources[name]})
+                explainers[name] = get_explainer(name, classifier, source=sources[name])
             except EmpexpError as error:
                 problems.append(f"{name}: {error}")
     return explainers, problems

@@ -6,10 +6,10 @@ import html
 from dataclasses import replace
 
 from empexp.convergence import agreement
-from empexp.diffmask import validation_markdown
 from empexp.explainers import display_name
 from empexp.explanation import Explanation
 from empexp.faithfulness import METRICS
+from empexp.probes import validation_markdown
 
 SAMPLE_NAMES = {"ig": "steps", "sv": "permutations"}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from empexp.classifier import Classifier
+from empexp.classifier import Batch, Classifier, PredictionPass
 from empexp.errors import InputError
 from empexp.explainers.base import Attribution, Explainer
 from empexp.explainers.registry import register
@@ -89,8 +89,8 @@ class Attention(Explainer):
         }
 
     @torch.no_grad()
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
-        heads = self_attention(batch["attentions"])
+    def attribute(self, batch: Batch, prediction: PredictionPass) -> Attribution:
+        heads = self_attention(prediction.attentions)
         chosen = heads if self.layer is None else heads[:, self.layer : self.layer + 1]
         return Attribution(
             aggregate(chosen, self.aggregation, (1, 2)),

@@ -10,9 +10,8 @@ from itertools import groupby
 from typing import Any, ClassVar, Literal
 
 import torch
-from transformers.utils import ModelOutput
 
-from empexp.classifier import Classifier, EncodedText
+from empexp.classifier import Batch, Classifier, EncodedText, PredictionPass
 from empexp.explanation import Explanation
 
 Kind = Literal["expensive", "empirical", "diffmask", "attention"]
@@ -79,7 +78,7 @@ class Explainer(ABC):
     """Samples (IG steps, SV permutations) per explanation, where the method has such a knob."""
 
     reads_hidden_states: ClassVar[bool] = False
-    """Whether :meth:`attribute` needs the prediction pass's hidden states (``batch["hidden_states"]``)."""
+    """Whether :meth:`attribute` needs the prediction pass's hidden states."""
 
     def __init__(self, classifier: Classifier, *, batch_size: int = 8, pad_batches: bool = False):
         self.classifier = classifier
@@ -87,14 +86,14 @@ class Explainer(ABC):
         self.pad_batches = pad_batches
 
     reads_attentions: ClassVar[bool] = False
-    """Whether :meth:`attribute` needs the prediction pass's attention weights (``batch["attentions"]``)."""
+    """Whether :meth:`attribute` needs the prediction pass's attention weights."""
 
     @abstractmethod
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
-        """The :class:`Attribution` of a collated batch for the ``targets`` classes.
+    def attribute(self, batch: Batch, prediction: PredictionPass) -> Attribution:
+        """The :class:`Attribution` of a collated batch for the predicted classes (``prediction.targets``).
 
-        ``batch`` also holds the prediction pass's ``logits`` (and ``hidden_states`` / ``attentions``
-        where the class reads them). Explainers keep no state between calls: concurrent calls on one
+        ``prediction`` is the classifier's pass over ``batch``, with hidden states and attention weights
+        where the class reads them. Explainers keep no state between calls: concurrent calls on one
         explainer do not interfere (except through the model, for methods that hook into it).
         """
 
@@ -125,28 +124,22 @@ class Explainer(ABC):
     def _explain_group(self, encoded: list[EncodedText]) -> list[Explanation]:
         start = time.perf_counter()
         batch = self.classifier.collate(encoded)
-        outputs = self.classifier.outputs(
+        prediction = self.classifier.prediction_pass(
             batch, hidden_states=self.reads_hidden_states, attentions=self.reads_attentions
         )
-        return self._explain_batch(encoded, batch, outputs, start)
+        return self._explain_batch(encoded, batch, prediction, start)
 
     def _explain_batch(
-        self, encoded: list[EncodedText], batch: dict[str, torch.Tensor], outputs: ModelOutput, start: float
+        self, encoded: list[EncodedText], batch: Batch, prediction: PredictionPass, start: float
     ) -> list[Explanation]:
-        """Explanations of a collated batch given its prediction pass's ``outputs``, timed from ``start``."""
-        logits = outputs.logits
-        batch = {**batch, "logits": logits}
-        if self.reads_hidden_states:
-            batch["hidden_states"] = outputs.hidden_states
-        if self.reads_attentions:
-            batch["attentions"] = outputs.attentions
-        targets = logits.argmax(-1)
-        result = self.attribute(batch, targets)
+        """Explanations of a collated batch given its ``prediction`` pass, timed from ``start``."""
+        logits, targets = prediction.logits, prediction.targets
+        result = self.attribute(batch, prediction)
         parts = {"scores": result.scores, "layer_scores": result.layer_scores, "head_scores": result.head_scores}
         parts = {name: value.detach().float().cpu() for name, value in parts.items() if value is not None}
         seconds = (time.perf_counter() - start) / len(encoded)
         passes = (len(encoded) + result.passes) / len(encoded)  # the prediction pass, then the method's own
-        keep = batch["attention_mask"].bool().cpu()
+        keep = batch.attention_mask.bool().cpu()
         probabilities = self.classifier.probabilities(logits)
         # Tokens are the last dimension of every part; padding goes.
         unpadded = [
@@ -191,13 +184,13 @@ def explain_together(explainers: Sequence[Explainer], text: str, text_pair: str 
     encoded = classifier.encode([text], None if text_pair is None else [text_pair])
     start = time.perf_counter()
     batch = classifier.collate(encoded)
-    outputs = classifier.outputs(
+    prediction = classifier.prediction_pass(
         batch,
         hidden_states=any(e.reads_hidden_states for e in explainers),
         attentions=any(e.reads_attentions for e in explainers),
     )
     shared = time.perf_counter() - start
-    return [e._explain_batch(encoded, batch, outputs, time.perf_counter() - shared)[0] for e in explainers]
+    return [e._explain_batch(encoded, batch, prediction, time.perf_counter() - shared)[0] for e in explainers]
 
 
 def group_by_length(encoded: Sequence[EncodedText], batch_size: int, *, pad: bool) -> list[list[int]]:

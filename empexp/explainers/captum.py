@@ -13,7 +13,7 @@ import torch
 from captum.attr import IntegratedGradients, LayerIntegratedGradients, ShapleyValueSampling
 
 from empexp import layers
-from empexp.classifier import Classifier, pad_baseline
+from empexp.classifier import Batch, Classifier, PredictionPass, pad_baseline
 from empexp.explainers.base import Attribution, Explainer, PassCounter
 from empexp.explainers.registry import register
 
@@ -62,9 +62,9 @@ class IntegratedGradientsExplainer(Explainer):
     def details(self) -> dict[str, Any]:
         return {"integration_method": self.method}
 
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
-        inputs = batch["input_ids"]
-        baselines = pad_baseline(inputs, batch["special_tokens_mask"], self.classifier.tokenizer.pad_token_id)
+    def attribute(self, batch: Batch, prediction: PredictionPass) -> Attribution:
+        inputs = batch.input_ids
+        baselines = pad_baseline(inputs, batch.special_tokens_mask, self.classifier.tokenizer.pad_token_id)
         counter = PassCounter()
         if self._on_word_embeddings:
             ig = IntegratedGradients(counter.wrap(self.classifier.forward_embeds))
@@ -77,7 +77,7 @@ class IntegratedGradientsExplainer(Explainer):
         attributions = ig.attribute(
             inputs=inputs,
             baselines=baselines,
-            target=targets,
+            target=prediction.targets,
             additional_forward_args=self.classifier.model_inputs(batch),
             n_steps=self.samples,
             method=self.method,
@@ -123,8 +123,8 @@ class ShapleyValueSamplingExplainer(Explainer):
     def details(self) -> dict[str, Any]:
         return {"seed": self.seed}
 
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
-        input_ids, special = batch["input_ids"], batch["special_tokens_mask"]
+    def attribute(self, batch: Batch, prediction: PredictionPass) -> Attribution:
+        input_ids, special = batch.input_ids, batch.special_tokens_mask
         counter = PassCounter()
         sv = ShapleyValueSampling(counter.wrap(self.classifier.forward))
         # Feature 0 is every special/pad position; each other token is its own feature, numbered in order.
@@ -135,7 +135,7 @@ class ShapleyValueSamplingExplainer(Explainer):
             scores = sv.attribute(
                 input_ids,
                 baselines=pad_baseline(input_ids, special, self.classifier.tokenizer.pad_token_id),
-                target=targets,
+                target=prediction.targets,
                 additional_forward_args=self.classifier.model_inputs(batch),
                 feature_mask=feature_mask,
                 n_samples=self.samples,

@@ -8,36 +8,39 @@ from typing import Any, ClassVar
 
 import torch
 
-from empexp.classifier import Classifier
-from empexp.diffmask import METRICS, load_diffmask, point_names
+from empexp.classifier import Batch, Classifier, PredictionPass
 from empexp.errors import InputError
-from empexp.explainers.base import Attribution, Explainer
-from empexp.explainers.empirical import embedded_or
+from empexp.explainers.base import Attribution
 from empexp.explainers.registry import register
+from empexp.explainers.trained import TrainedExplainer
 from empexp.hub import artefact_file
+from empexp.probes import METRICS, load_diffmask, point_names
 
 
-class DiffMaskExplainer(Explainer):
+class DiffMaskExplainer(TrainedExplainer):
     """Keep probabilities of trained DiffMask probes, from the prediction pass's hidden states (no extra pass).
 
-    ``scores`` are the keep probabilities at hook point ``layer`` (default: the last point for the
-    input variant, what the whole model needs from the input; the word embeddings for the hidden
-    variant); ``layer_scores`` hold every point's, one row per point, named in ``details["layer_names"]``.
-    Special tokens are never masked: their keep probability is 1.
+    ``scores`` are the keep probabilities at hook ``point`` (0 = word embeddings, ..., ``L + 1`` = the
+    last layer's output; default: the last point for the input variant, what the whole model needs from
+    the input; the word embeddings for the hidden variant); ``layer_scores`` hold every point's, one row
+    per point, named in ``details["layer_names"]``. Special tokens are never masked: their keep
+    probability is 1.
 
     Args:
-        probes: Hub id or folder of probes trained for this classifier; defaults to the embedded ones
-            when the classifier is the embedded default.
-        revision: Hub revision of ``probes``.
-        layer: hook point whose keep probabilities become ``scores``.
+        source: Hub id or folder of probes trained for this classifier; the embedded ones for an
+            embedded classifier.
+        revision: Hub revision of ``source``.
+        point: hook point whose keep probabilities become ``scores``.
         batch_size: texts explained together.
+        probes: the older name of ``source``; ``layer``, the older name of ``point``.
 
     Raises:
         InputError: no probes given for a classifier without embedded ones, probes of the other variant,
-            or a ``layer`` out of range.
+            or a ``point`` out of range.
         ModelLoadError: the probes cannot be loaded, or were trained for another classifier.
     """
 
+    artefact = "DiffMask probes"
     variant: ClassVar[str]
     reads_hidden_states = True
 
@@ -45,45 +48,48 @@ class DiffMaskExplainer(Explainer):
         self,
         classifier: Classifier,
         *,
-        probes: str | Path | None = None,
+        source: str | Path | None = None,
         revision: str | None = None,
-        layer: int | None = None,
+        point: int | None = None,
         batch_size: int = 32,
+        probes: str | Path | None = None,
+        layer: int | None = None,
     ):
-        super().__init__(classifier, batch_size=batch_size, pad_batches=True)
-        probes = embedded_or(probes, classifier, self.name, what="probes", option="probes")
-        self.source = str(probes)
-        self.model = load_diffmask(probes, classifier, revision=revision)
+        super().__init__(classifier, source=source or probes, revision=revision, batch_size=batch_size)
         if self.model.variant != self.variant:
             right = f"diffmask-{self.model.variant}"
             raise InputError(f"{self.source} holds {right} probes; use them with method {right!r}, not {self.name!r}")
         points = self.model.points
-        if layer is None:
-            layer = points - 1 if self.variant == "input" else 0
-        if not -points <= layer < points:
-            raise InputError(f"layer must be in 0..{points - 1} (hook points), got {layer}")
-        self.layer = layer % points
-        self.validation = _validation(probes, revision)
+        point = layer if point is None else point
+        if point is None:
+            point = points - 1 if self.variant == "input" else 0
+        if not -points <= point < points:
+            raise InputError(f"point must be in 0..{points - 1} (hook points), got {point}")
+        self.point = point % points
+        self.validation = _validation(self.source, revision)
+
+    load = staticmethod(load_diffmask)
 
     def details(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
             "probes": self.source,
-            "layer": self.layer,
+            "point": self.point,
+            "layer": self.point,  # the hook point's key before 0.2, kept for readers of the JSON
             "layer_names": point_names(self.model.points),
             "margin": self.model.margin,
             "validation": self.validation,
         }
 
     @torch.no_grad()
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
-        states = self.model.states(self.classifier, batch, batch["hidden_states"])
+    def attribute(self, batch: Batch, prediction: PredictionPass) -> Attribution:
+        states = self.model.states(self.classifier, batch, prediction.hidden_states)
         keep = self.model.keep_probabilities(self.model.gate_logits(states), self.model.ungated(batch))
-        return Attribution(keep[..., self.layer], layer_scores=keep.transpose(1, 2))
+        return Attribution(keep[..., self.point], layer_scores=keep.transpose(1, 2))
 
 
 def _validation(probes: str | Path, revision: str | None) -> dict | None:
-    """What validation measured when the probes were trained (``empexp.diffmask.validation``), if shipped."""
+    """What validation measured when the probes were trained (``empexp.probes.validation``), if shipped."""
     path = artefact_file(probes, METRICS, revision)
     if path is None:
         return None

@@ -4,81 +4,76 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from empexp.classifier import DEFAULT_CLASSIFIER, Classifier
-from empexp.empirical import ScoreTotals, load_empirical
+from empexp.classifier import DEFAULT_CLASSIFIER, Batch, Classifier, PredictionPass
 from empexp.errors import InputError
-from empexp.explainers.base import Attribution, Explainer
+from empexp.explainers.base import Attribution
 from empexp.explainers.registry import register
+from empexp.explainers.trained import TrainedExplainer
+from empexp.imitator import ScoreTotals, load_empirical
 
 DEFAULT_EXPLAINERS = DEFAULT_CLASSIFIER.parent
 """Where the embedded default classifier's explainers live, one folder per registry id."""
 
 
-def embedded_or(source: str | Path | None, classifier: Classifier, name: str, *, what: str, option: str) -> str | Path:
-    """``source``, or when it is ``None`` the embedded ``name`` folder, which only embedded classifiers have.
-
-    Raises:
-        InputError: no ``source`` for a classifier without an embedded ``name``.
-    """
-    if source is not None:
-        return source
-    folder = classifier.embedded_artefacts
-    if folder is None or not (folder / name).is_dir():
-        raise InputError(
-            f"{name} needs {what} trained for {classifier.embedded_name or classifier.name_or_path}: "
-            f"pass {option}=HUB_ID_OR_FOLDER (CLI: --explainer)"
-        )
-    return folder / name
-
-
-class EmpiricalExplainer(Explainer):
-    """One pass of a trained model instead of the expensive explainer it imitates.
+class EmpiricalExplainer(TrainedExplainer):
+    """One pass of a trained model (:class:`~empexp.imitator.EmpiricalModel`) instead of the expensive
+    explainer it imitates: its own pass (a LoRA-adapted copy of the encoder), or a head on the prediction
+    pass's hidden states (``own_pass = False``, the ``-head`` ids: no extra pass).
 
     Args:
-        explainer: Hub id or folder of an empirical explainer trained for this classifier; defaults
-            to the embedded one when the classifier is the embedded default.
-        revision: Hub revision of ``explainer``.
-        batch_size: texts explained together (padded: it is a single pass).
+        source: Hub id or folder of an empirical explainer trained for this classifier; the embedded
+            one for an embedded classifier.
+        revision: Hub revision of ``source``.
+        batch_size: texts explained together.
+        explainer: the older name of ``source``.
 
     Raises:
         InputError: no explainer given for a classifier without an embedded one, or one of another kind.
         ModelLoadError: the explainer cannot be loaded, or was trained for another classifier.
     """
 
+    artefact = "an empirical explainer"
+    own_pass: ClassVar[bool] = True
+    """Whether the explainer runs its own pass (else it reads the prediction pass's hidden states)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.reads_hidden_states = not cls.own_pass
+
     def __init__(
         self,
         classifier: Classifier,
         *,
-        explainer: str | Path | None = None,
+        source: str | Path | None = None,
         revision: str | None = None,
         batch_size: int = 32,
+        explainer: str | Path | None = None,
     ):
-        super().__init__(classifier, batch_size=batch_size, pad_batches=True)
-        explainer = embedded_or(explainer, classifier, self.name, what="an explainer", option="explainer")
-        self.source = str(explainer)
-        self.revision = revision
-        self.model = load_empirical(explainer, classifier, revision=revision)
+        super().__init__(classifier, source=source or explainer, revision=revision, batch_size=batch_size)
         self._totals = ScoreTotals.of(classifier)
-        method, extra_pass = self.model.imitates["method"], self.model.extra_pass
-        if method != self.imitates or extra_pass == self.reads_hidden_states:
-            right = f"empirical-{method}" + ("" if extra_pass else "-head")
+        method, own_pass = self.model.imitates["method"], self.model.own_pass
+        if method != self.imitates or own_pass != self.own_pass:
+            right = f"empirical-{method}" + ("" if own_pass else "-head")
             raise InputError(f"{self.source} is a {right} explainer; use it with method {right!r}, not {self.name!r}")
+
+    load = staticmethod(load_empirical)
 
     def details(self) -> dict[str, Any]:
         return {"imitates": self.model.imitates, "explainer": self.source}
 
     @torch.no_grad()
-    def attribute(self, batch: dict[str, torch.Tensor], targets: torch.Tensor) -> Attribution:
-        passes = len(targets) if self.model.extra_pass else 0
+    def attribute(self, batch: Batch, prediction: PredictionPass) -> Attribution:
+        targets = prediction.targets
+        passes = len(targets) if self.own_pass else 0
         total = None
         if self.model.complete:
-            total, baseline_passes = self._totals(batch, batch["logits"], targets)
+            total, baseline_passes = self._totals(batch, prediction.logits, targets)
             passes += baseline_passes  # only for layouts not seen before
-        return Attribution(self.model(batch, targets, batch.get("hidden_states"), total), passes=passes)
+        return Attribution(self.model(batch, targets, prediction.hidden_states, total), passes=passes)
 
 
 @register
@@ -112,7 +107,7 @@ class EmpiricalIGHead(EmpiricalExplainer):
     description = "A small head on the prediction pass's hidden states, trained to predict IG: no extra pass."
     kind = "empirical"
     imitates = "ig"
-    reads_hidden_states = True
+    own_pass = False
 
 
 @register
@@ -124,7 +119,7 @@ class EmpiricalSVHead(EmpiricalExplainer):
     description = "A small head on the prediction pass's hidden states, trained to predict SV: no extra pass."
     kind = "empirical"
     imitates = "sv"
-    reads_hidden_states = True
+    own_pass = False
 
 
 def add_explainer_option(parser: argparse.ArgumentParser, default: str) -> None:

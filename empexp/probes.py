@@ -45,7 +45,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from empexp import layers
 from empexp.artefact import AddedWeights, check_identity, load_artefact
-from empexp.classifier import Classifier
+from empexp.classifier import Batch, Classifier
 
 Variant = Literal["input", "hidden"]
 VARIANTS = ("input", "hidden")
@@ -186,9 +186,9 @@ class Gates(nn.Module):
         """The probes whose gates decide what is masked at ``point``."""
         return list(range(point + 1)) if self.variant == "input" else [point]
 
-    def ungated(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def ungated(self, batch: Batch) -> torch.Tensor:
         """``(batch, tokens)``: True where no gate applies (padding; special tokens unless ``gate_special``)."""
-        return batch["attention_mask"] == 0 if self.gate_special else batch["special_tokens_mask"]
+        return batch.attention_mask == 0 if self.gate_special else batch.special_tokens_mask
 
     def gate_logits(self, states: Sequence[torch.Tensor], points: Sequence[int] | None = None) -> torch.Tensor:
         """Gate logits ``(batch, tokens, len(points))`` of the probes at ``points`` (default: all)."""
@@ -432,27 +432,24 @@ class DiffMaskModel(
         self.explains = explains
         self.to(classifier.device)
 
-    def states(
-        self, classifier: Classifier, batch: dict[str, torch.Tensor], hidden_states: Sequence[torch.Tensor]
-    ) -> list[torch.Tensor]:
+    def states(self, classifier: Classifier, batch: Batch, hidden_states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """The ``L + 2`` hook points' states (batch first) from a prediction pass's ``hidden_states``.
 
         The word embeddings are looked up again (a table lookup, not a pass).
         """
-        return [classifier.model.get_input_embeddings()(batch["input_ids"]), *hidden_states]
+        return [classifier.model.get_input_embeddings()(batch.input_ids), *hidden_states]
 
-    def masked_logits(
-        self, classifier: Classifier, batch: dict[str, torch.Tensor], point: int, gates: torch.Tensor
-    ) -> torch.Tensor:
+    def masked_logits(self, classifier: Classifier, batch: Batch, point: int, gates: torch.Tensor) -> torch.Tensor:
         """The classifier's logits with ``gates`` ``(batch, tokens)`` of ``point`` applied (gradients flow)."""
         where = self.masked_point(point)
         with layers.replaced_states(classifier.model, {where: lambda state: self.mask(state, gates, point)}):
-            return classifier.forward(batch["input_ids"], *classifier.model_inputs(batch))
+            return classifier.forward(batch.input_ids, *classifier.model_inputs(batch))
 
-    def prediction_pass(self, classifier: Classifier, batch: dict[str, torch.Tensor]):
-        original, hidden_states = classifier.logits_and_hidden_states(batch)
+    def prediction_pass(self, classifier: Classifier, batch: Batch):
+        prediction = classifier.prediction_pass(batch, hidden_states=True)
+        original = prediction.logits
         with torch.no_grad():
-            states = self.states(classifier, batch, hidden_states)
+            states = self.states(classifier, batch, prediction.hidden_states)
         return original, states, self.ungated(batch), partial(self.masked_logits, classifier, batch)
 
 
@@ -460,7 +457,7 @@ class DiffMaskModel(
 def validation(
     model: DiffMaskModel,
     classifier: Classifier,
-    batches: Iterable[dict[str, torch.Tensor]],
+    batches: Iterable[Batch],
     gather: Callable[[torch.Tensor], torch.Tensor] = lambda values: values,
 ) -> dict[str, list]:
     """:func:`summary` of the probes over ``batches``, and the label-leakage check.

@@ -19,13 +19,16 @@ from __future__ import annotations
 import copy
 import weakref
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from empexp.artefact import AddedWeights, check_identity, load_artefact
-from empexp.classifier import Classifier, pad_baseline
+from empexp.classifier import Batch, Classifier, pad_baseline
+
+if TYPE_CHECKING:  # empexp.targets imports the explainers, which import this module
+    from empexp.targets import TargetBatch
 
 TRAINING_METRICS = "training_metrics.json"
 METHOD_LONG = {"ig": "Integrated Gradients", "sv": "Shapley Value Sampling"}
@@ -92,13 +95,13 @@ class EmpiricalModel(
         self.to(classifier.device)
 
     @property
-    def extra_pass(self) -> bool:
+    def own_pass(self) -> bool:
         """Whether explaining costs a pass of the encoder copy (else only the tiny head runs)."""
         return self.encoder is not None
 
     def forward(
         self,
-        batch: dict[str, torch.Tensor],
+        batch: Batch,
         targets: torch.Tensor,
         hidden_states: tuple[torch.Tensor, ...] | None = None,
         total: torch.Tensor | None = None,
@@ -110,18 +113,22 @@ class EmpiricalModel(
         ``total`` (``(batch,)``, from :class:`ScoreTotals`) is needed when :attr:`complete`.
         """
         if self.encoder is not None:
-            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-            hidden_states = self.encoder(**inputs, output_hidden_states=True).hidden_states
+            hidden_states = self.encoder(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                token_type_ids=batch.token_type_ids,
+                output_hidden_states=True,
+            ).hidden_states
         elif hidden_states is None:
             raise ValueError("this empirical explainer reads the classifier's hidden states: pass hidden_states")
         scores = self.head(torch.cat(hidden_states, dim=-1))
         picked = scores.gather(-1, targets.view(-1, 1, 1).expand(-1, scores.shape[1], 1)).squeeze(-1)
-        picked = picked.masked_fill(batch["special_tokens_mask"], 0.0)
+        picked = picked.masked_fill(batch.special_tokens_mask, 0.0)
         if not self.complete:
             return picked
         if total is None:
             raise ValueError("this empirical explainer makes its scores complete: pass total")
-        real = (~batch["special_tokens_mask"]).to(picked.dtype)
+        real = (~batch.special_tokens_mask).to(picked.dtype)
         missing = total.to(picked.dtype) - picked.sum(-1)
         return picked + real * (missing / real.sum(-1).clamp(min=1.0)).unsqueeze(-1)
 
@@ -165,18 +172,20 @@ class ScoreTotals:
         self._cache: dict[tuple[int, ...], torch.Tensor] = {}
 
     @torch.no_grad()
-    def __call__(
-        self, batch: dict[str, torch.Tensor], logits: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[torch.Tensor, int]:
+    def __call__(self, batch: Batch, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The totals ``(batch,)`` and the baseline passes it took (layouts not in the cache)."""
         pad = self.classifier.tokenizer.pad_token_id
-        baseline = {**batch, "input_ids": pad_baseline(batch["input_ids"], batch["special_tokens_mask"], pad)}
-        fields = [k for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask") if k in batch]
+        baseline = Batch(
+            input_ids=pad_baseline(batch.input_ids, batch.special_tokens_mask, pad),
+            attention_mask=batch.attention_mask,
+            special_tokens_mask=batch.special_tokens_mask,
+            token_type_ids=batch.token_type_ids,
+        )
         rows, computed = [], 0
-        for row, real in enumerate(batch["attention_mask"].bool()):
+        for row, real in enumerate(batch.attention_mask.bool()):
             # Each layout runs alone, unpadded: its logits then do not depend on which batch met it first.
-            single = {k: baseline[k][row : row + 1, real] for k in fields}
-            key = tuple(tuple(single[k][0].tolist()) for k in ("input_ids", "token_type_ids") if k in single)
+            single = baseline.map(lambda value, row=row, real=real: value[row : row + 1, real])
+            key = tuple(tuple(v[0].tolist()) for v in (single.input_ids, single.token_type_ids) if v is not None)
             cached = self._cache.get(key)
             if cached is None:
                 cached = self.classifier.logits(single)[0].float()
@@ -202,20 +211,20 @@ def load_empirical(name_or_path: str | Path, classifier: Classifier, *, revision
 def target_mse(
     model: nn.Module,
     classifier: Classifier,
-    batch: dict[str, torch.Tensor],
+    batch: TargetBatch,
     *,
-    extra_pass: bool,
+    own_pass: bool,
     totals: ScoreTotals | None,
 ) -> torch.Tensor:
     """Per-instance token MSE ``(batch,)`` of an explainer on a target batch (``collate_targets``).
 
-    ``model`` is an :class:`EmpiricalModel`, possibly wrapped for training (hence ``extra_pass``, its
-    :attr:`~EmpiricalModel.extra_pass`); ``totals`` is needed when it makes its scores complete.
+    ``model`` is an :class:`EmpiricalModel`, possibly wrapped for training (hence ``own_pass``, its
+    :attr:`~EmpiricalModel.own_pass`); ``totals`` is needed when it makes its scores complete.
     """
-    hidden_states = None if extra_pass else classifier.logits_and_hidden_states(batch)[1]
-    total = totals(batch, batch["logits"], batch["predicted"])[0] if totals else None
-    scores = model(batch, batch["predicted"], hidden_states, total)
-    return token_mse(scores, batch["attributions"], batch["special_tokens_mask"])
+    hidden_states = None if own_pass else classifier.prediction_pass(batch, hidden_states=True).hidden_states
+    total = totals(batch, batch.logits, batch.predicted)[0] if totals else None
+    scores = model(batch, batch.predicted, hidden_states, total)
+    return token_mse(scores, batch.attributions, batch.special_tokens_mask)
 
 
 def token_mse(scores: torch.Tensor, targets: torch.Tensor, special_tokens_mask: torch.Tensor) -> torch.Tensor:
