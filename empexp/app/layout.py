@@ -482,6 +482,27 @@ def downloads_panel(page: Page) -> None:
     page.raw["internals"] = gr.JSON(label="Attention and DiffMask explanations")
 
 
+def redraw_attributions(handlers: Handlers, page: Page) -> dict:
+    """The event that redraws every attribution view from the last results (no model pass)."""
+    return {"fn": handlers.attributions, "inputs": [page.raw["empirical"], page.raw["expensive"], page.pieces],
+            "outputs": [*page.empirical_views, page.expensive_views["ig"], page.expensive_views["sv"],
+                        *page.agreements], "api_visibility": "private"}  # fmt: skip
+
+
+def redraw_internals(handlers: Handlers, page: Page) -> dict:
+    """The event that redraws the internals' views from their last result (no model pass)."""
+    views = page.internals
+    return {"fn": handlers.internals, "inputs": [page.raw["internals"], views["layer"], views["head"], page.pieces],
+            "outputs": [views["keep"], views["attention"], views["attention-legend"], views["series"],
+                        views["head-view"]], "api_visibility": "private"}  # fmt: skip
+
+
+def scoring(handlers: Handlers, raw: gr.JSON, outputs: list, queue: str) -> dict:
+    """The event that writes the faithfulness of the explanations in ``raw`` under their views."""
+    return {"fn": lambda r: handlers.score(r, len(outputs)), "inputs": raw, "outputs": outputs,
+            "api_visibility": "private", "concurrency_id": queue}  # fmt: skip
+
+
 def downloads(page: Page) -> dict:
     return {"fn": Handlers.save, "inputs": [page.text, *page.raw.values()], "outputs": page.downloads,
             "api_visibility": "private"}  # fmt: skip
@@ -506,13 +527,9 @@ def wire_cheap(handlers: Handlers, page: Page) -> None:
         outputs=page.expensive_cost,
         api_visibility="private",
         concurrency_id="cheap",
-    ).success(
-        lambda r: handlers.score(r, len(page.empirical_faithfulness)),
-        inputs=page.raw["empirical"],
-        outputs=page.empirical_faithfulness,
-        api_visibility="private",
-        concurrency_id="cheap",
-    ).success(**downloads(page))
+    ).success(**scoring(handlers, page.raw["empirical"], page.empirical_faithfulness, "cheap")).success(
+        **downloads(page)
+    )
     internal = gr.on(
         [page.explain.click, page.text.submit, page.text_pair.submit, views["variant"].change,
          views["aggregation"].change],
@@ -523,19 +540,9 @@ def wire_cheap(handlers: Handlers, page: Page) -> None:
         api_name="explain_internals",
         concurrency_id="cheap",
     )  # fmt: skip
-    internal.success(
-        handlers.internals,
-        inputs=[page.raw["internals"], views["layer"], views["head"], page.pieces],
-        outputs=[views["keep"], views["attention"], views["attention-legend"], views["series"], views["head-view"]],
-        api_visibility="private",
-    )
-    internal.success(
-        lambda r: handlers.score(r, 2),
-        inputs=page.raw["internals"],
-        outputs=[views["attention-faithfulness"], views["diffmask-faithfulness"]],
-        api_visibility="private",
-        concurrency_id="cheap",
-    ).success(**downloads(page))
+    internal.success(**redraw_internals(handlers, page))
+    faithfulness = [views["attention-faithfulness"], views["diffmask-faithfulness"]]
+    internal.success(**scoring(handlers, page.raw["internals"], faithfulness, "cheap")).success(**downloads(page))
 
 
 def wire_expensive(handlers: Handlers, page: Page) -> None:
@@ -569,17 +576,9 @@ def wire_expensive(handlers: Handlers, page: Page) -> None:
         concurrency_id="expensive",
     )
     run.then(lambda: gr.Button(visible=False), outputs=page.stop, api_visibility="private")
-    run.success(
-        handlers.attributions,
-        inputs=[page.raw["empirical"], page.raw["expensive"], page.pieces],
-        outputs=[*page.empirical_views, expensive["ig"], expensive["sv"], *page.agreements],
-        api_visibility="private",
-    ).success(
-        lambda r: handlers.score(r, 2),
-        inputs=page.raw["expensive"],
-        outputs=[expensive["ig-faithfulness"], expensive["sv-faithfulness"]],
-        api_visibility="private",
-        concurrency_id="expensive",
+    faithfulness = [expensive["ig-faithfulness"], expensive["sv-faithfulness"]]
+    run.success(**redraw_attributions(handlers, page)).success(
+        **scoring(handlers, page.raw["expensive"], faithfulness, "expensive")
     ).success(**downloads(page))
     page.stop.click(handlers.stop, cancels=[run], api_visibility="private").then(
         lambda: gr.Button(visible=False), outputs=page.stop, api_visibility="private"
@@ -593,18 +592,8 @@ def wire_switches(handlers: Handlers, page: Page) -> None:
     switched = granularity.change(
         lambda choice: choice == "word pieces", inputs=granularity, outputs=page.pieces, api_visibility="private"
     )
-    switched.then(
-        handlers.attributions,
-        inputs=[page.raw["empirical"], page.raw["expensive"], page.pieces],
-        outputs=[*page.empirical_views, page.expensive_views["ig"], page.expensive_views["sv"], *page.agreements],
-        api_visibility="private",
-    )
-    switched.then(
-        handlers.internals,
-        inputs=[page.raw["internals"], views["layer"], views["head"], page.pieces],
-        outputs=[views["keep"], views["attention"], views["attention-legend"], views["series"], views["head-view"]],
-        api_visibility="private",
-    )
+    switched.then(**redraw_attributions(handlers, page))
+    switched.then(**redraw_internals(handlers, page))
     gr.on(
         [views["layer"].change, views["head"].change],
         handlers.head,

@@ -77,6 +77,9 @@ class Explainer(ABC):
     samples: int | None = None
     """Samples (IG steps, SV permutations) per explanation, where the method has such a knob."""
 
+    renamed: ClassVar[dict[str, str]] = {}
+    """Older option names :func:`~empexp.explainers.get_explainer` still takes, each with its new name."""
+
     reads_hidden_states: ClassVar[bool] = False
     """Whether :meth:`attribute` needs the prediction pass's hidden states."""
 

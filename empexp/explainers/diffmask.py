@@ -32,7 +32,8 @@ class DiffMaskExplainer(TrainedExplainer):
         revision: Hub revision of ``source``.
         point: hook point whose keep probabilities become ``scores``.
         batch_size: texts explained together.
-        probes: the older name of ``source``; ``layer``, the older name of ``point``.
+
+    ``get_explainer`` also takes the older names ``probes`` (``source``) and ``layer`` (``point``).
 
     Raises:
         InputError: no probes given for a classifier without embedded ones, probes of the other variant,
@@ -44,29 +45,22 @@ class DiffMaskExplainer(TrainedExplainer):
     variant: ClassVar[str]
     reads_hidden_states = True
 
-    def __init__(
-        self,
-        classifier: Classifier,
-        *,
-        source: str | Path | None = None,
-        revision: str | None = None,
-        point: int | None = None,
-        batch_size: int = 32,
-        probes: str | Path | None = None,
-        layer: int | None = None,
-    ):
-        super().__init__(classifier, source=source or probes, revision=revision, batch_size=batch_size)
-        if self.model.variant != self.variant:
-            right = f"diffmask-{self.model.variant}"
-            raise InputError(f"{self.source} holds {right} probes; use them with method {right!r}, not {self.name!r}")
+    renamed: ClassVar[dict[str, str]] = {**TrainedExplainer.renamed, "layer": "point"}
+
+    def __init__(self, classifier: Classifier, *, point: int | None = None, **trained: Any):
+        super().__init__(classifier, **trained)
         points = self.model.points
-        point = layer if point is None else point
         if point is None:
             point = points - 1 if self.variant == "input" else 0
         if not -points <= point < points:
             raise InputError(f"point must be in 0..{points - 1} (hook points), got {point}")
         self.point = point % points
-        self.validation = _validation(self.source, revision)
+        self.validation = _validation(self.source, self.revision)
+
+    def loaded(self) -> None:
+        if self.model.variant != self.variant:
+            right = f"diffmask-{self.model.variant}"
+            raise InputError(f"{self.source} holds {right} probes; use them with method {right!r}, not {self.name!r}")
 
     load = staticmethod(load_diffmask)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from empexp.classifier import DEFAULT_CLASSIFIER, Batch, Classifier, PredictionPass
+from empexp.classifier import DEFAULT_CLASSIFIER, Batch, PredictionPass
 from empexp.errors import InputError
 from empexp.explainers.base import Attribution
 from empexp.explainers.registry import register
@@ -29,7 +28,6 @@ class EmpiricalExplainer(TrainedExplainer):
             one for an embedded classifier.
         revision: Hub revision of ``source``.
         batch_size: texts explained together.
-        explainer: the older name of ``source``.
 
     Raises:
         InputError: no explainer given for a classifier without an embedded one, or one of another kind.
@@ -44,17 +42,8 @@ class EmpiricalExplainer(TrainedExplainer):
         super().__init_subclass__(**kwargs)
         cls.reads_hidden_states = not cls.own_pass
 
-    def __init__(
-        self,
-        classifier: Classifier,
-        *,
-        source: str | Path | None = None,
-        revision: str | None = None,
-        batch_size: int = 32,
-        explainer: str | Path | None = None,
-    ):
-        super().__init__(classifier, source=source or explainer, revision=revision, batch_size=batch_size)
-        self._totals = ScoreTotals.of(classifier)
+    def loaded(self) -> None:
+        self._totals = ScoreTotals.of(self.classifier)
         method, own_pass = self.model.imitates["method"], self.model.own_pass
         if method != self.imitates or own_pass != self.own_pass:
             right = f"empirical-{method}" + ("" if own_pass else "-head")

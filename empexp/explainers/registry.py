@@ -50,15 +50,30 @@ def display_name(name: str) -> str:
 
 
 def get_explainer(name: str, classifier: Classifier, **options: Any) -> Explainer:
-    """An explainer by id for ``classifier``; ``options`` go to its constructor (e.g. ``samples=20``).
+    """An explainer by id for ``classifier``; ``options`` go to its constructor (e.g. ``samples=20``),
+    older option names (:attr:`Explainer.renamed`) under their new ones.
 
     Raises:
         UnknownExplainerError: no explainer is registered as ``name``.
         InputError: an option the explainer does not take.
     """
     cls = explainer_class(name)
-    accepted = [name for name, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    options = {cls.renamed.get(option, option): value for option, value in options.items()}
+    accepted = accepted_options(cls)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise InputError(f"explainer {name!r} does not take {', '.join(unknown)}; it takes {', '.join(accepted)}")
     return cls(classifier, **options)
+
+
+def accepted_options(cls: type[Explainer]) -> list[str]:
+    """The keyword options of ``cls``'s constructor, including those it passes on to its base's (``**``)."""
+    accepted = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        accepted += [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in accepted]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return accepted

@@ -42,6 +42,12 @@ class TrainedExplainer(Explainer):
         self.source = str(embedded_or(source, classifier, self.name, what=self.artefact))
         self.revision = revision
         self.model = self.load(self.source, classifier, revision=revision)
+        self.loaded()
+
+    renamed: ClassVar[dict[str, str]] = {"explainer": "source", "probes": "source"}
+
+    def loaded(self) -> None:
+        """Checks that the loaded :attr:`model` is of this explainer's kind (raise ``InputError`` if not)."""
 
     @staticmethod
     @abstractmethod
