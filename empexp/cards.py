@@ -90,6 +90,15 @@ def hub_id(name: str | None) -> str | None:
     return name if name.count("/") == 1 else None
 
 
+def recorded_dataset(folder: str | Path) -> str | None:
+    """The training data ``folder``'s model card names (its first ``datasets`` entry), if it has a card."""
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return None
+    datasets = ModelCard(path.read_text(encoding="utf-8")).data.datasets or []
+    return datasets[0] if datasets else None
+
+
 def write_card(
     folder: str | Path,
     *,

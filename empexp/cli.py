@@ -96,7 +96,7 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--classifier-revision", help="revision of --classifier (default: its newest commit)")
     parser.add_argument(
-        "--dataset", default=DEFAULT_DATASET, help=f"Hub id of the training data (default: {DEFAULT_DATASET})"
+        "--dataset", help=f"Hub id of the training data (default: the one its card names, else {DEFAULT_DATASET})"
     )
 
 

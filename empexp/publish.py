@@ -20,7 +20,7 @@ from huggingface_hub import CommitInfo, HfApi, SpaceCard
 from huggingface_hub.errors import HfHubHTTPError
 
 from empexp.artefact import check_identity
-from empexp.cards import DEFAULT_DATASET, artefact_kind, write_card
+from empexp.cards import DEFAULT_DATASET, artefact_kind, recorded_dataset, write_card
 from empexp.classifier import load_classifier
 from empexp.errors import EmpexpError, ModelLoadError, PublishError
 from empexp.hub import SPACE_CONFIG
@@ -63,14 +63,15 @@ def push_artefact(
     private: bool = False,
     classifier: str | None = None,
     classifier_revision: str | None = None,
-    dataset: str = DEFAULT_DATASET,
+    dataset: str | None = None,
     token: str | None = None,
 ) -> CommitInfo:
     """Upload a classifier, empirical explainer or DiffMask probes folder to ``repo_id`` with its model card.
 
     For an explainer or probes, ``classifier`` names the published classifier they belong to: it is
     loaded (at ``classifier_revision``, default its newest commit), checked to be the one they were
-    trained for, and recorded in the uploaded ``config.json`` by repo id and commit sha.
+    trained for, and recorded in the uploaded ``config.json`` by repo id and commit sha. ``dataset``
+    (the training data's Hub id) defaults to the one the folder's card names, else SST-2.
 
     Raises:
         ModelLoadError: not an empexp artefact, or ``classifier`` is not the one it was trained for.
@@ -85,6 +86,7 @@ def push_artefact(
         if classifier and kind != "classifier":
             with _hub_errors(classifier):
                 _name_classifier(staged, classifier, classifier_revision, api)
+        dataset = dataset or recorded_dataset(folder) or DEFAULT_DATASET
         write_card(staged, repo_id=repo_id, dataset=dataset, classifier=classifier)
         message = f"Upload {kind} with empexp"
         with _hub_errors(repo_id):

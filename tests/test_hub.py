@@ -138,6 +138,36 @@ def test_model_cards_carry_metadata_and_pass_validation(hub, published):
     assert probes.base_model == "me/tiny-classifier" and "diffmask" in probes.tags
 
 
+def test_a_pair_classifier_and_its_explainer_push_and_load_back_as_pairs(hub, published, tmp_path):
+    mrpc = ROOT / "empexp" / "default" / "mrpc"
+    empexp(published, "push", str(mrpc / "classifier"), "me/mrpc-classifier")
+    explainer = str(mrpc / "empirical-ig-head")
+    empexp(published, "push", explainer, "me/mrpc-explainer", "--classifier", "me/mrpc-classifier")
+    card = ModelCard((hub.repo("models", "me/mrpc-classifier") / "README.md").read_text())
+    assert "text-pair classifier" in card.text and "text_pairs=" in card.text
+    assert card.data.datasets == ["nyu-mll/glue"] and metadata_errors(str(card), "model") == []
+    explainer_card = ModelCard((hub.repo("models", "me/mrpc-explainer") / "README.md").read_text())
+    assert explainer_card.data.datasets == ["nyu-mll/glue"]
+    code = f"""
+import json
+from empexp import InputError, get_explainer, load_classifier
+pair = ("A man plays a guitar.", "Someone makes music.")
+answers = []
+for model, source in (("embedded:mrpc", {explainer!r}), ("me/mrpc-classifier", "me/mrpc-explainer")):
+    classifier = load_classifier(model)
+    explanation = get_explainer("empirical-ig-head", classifier, source=source).explain(*pair)[0]
+    try:
+        classifier.predict([pair[0]])
+        refused = False
+    except InputError:
+        refused = True
+    answers.append({{"scores": explanation.scores, "segment": explanation.segment, "refused": refused}})
+print(json.dumps(answers))
+"""
+    local, remote = python(client_env(hub, tmp_path / "cache"), code)
+    assert remote == local and set(remote["segment"]) == {0, 1} and remote["refused"]  # a pair model refuses one text
+
+
 def test_card_with_invalid_metadata_is_refused_by_the_upload(hub, published, tmp_path):
     folder = tmp_path / "bad"
     folder.mkdir()
