@@ -4,9 +4,12 @@
     python benchmarks/diffmask_probes.py --data ../shared/data/sst2/dev.tsv --variant hidden
     python benchmarks/diffmask_probes.py --model ID_OR_DIR --probes ID_OR_DIR --data texts.txt
     python benchmarks/diffmask_probes.py --data ../shared/data/sst2/dev.tsv --record   # into the probes' folder
+    python benchmarks/diffmask_probes.py --model embedded:mrpc --probes DIR --variant hidden \
+        --data ../shared/data/mrpc/dev.tsv                                                # text pairs
 
 The training script's validation (the same function), so on the same texts the table repeats the
-probes' ``diffmask_metrics.json``.
+probes' ``diffmask_metrics.json``. On text pairs a second table splits each hook point's keep rate by
+text (first, second) and by word: words that occur in both texts of the pair, and words of one text only.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
 from torch.utils.data import DataLoader
 
-from empexp import load_classifier
+from empexp import Explanation, get_explainer, load_classifier
+from empexp.app.views import words
 from empexp.cards import write_card
-from empexp.data import read_texts
+from empexp.data import read_instances
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.probes import METRICS, VARIANTS, load_diffmask, validation, validation_markdown
 
@@ -38,19 +43,45 @@ def main() -> None:
     classifier = load_classifier(args.model)
     source = Path(args.probes or DEFAULT_EXPLAINERS / f"diffmask-{args.variant}")
     probes = load_diffmask(source, classifier)
-    texts = read_texts(args.data)
-    texts = texts[: args.max_texts]
-    loader = DataLoader(classifier.encode(texts), batch_size=64, collate_fn=classifier.collate)
+    texts, text_pairs = read_instances(args.data)
+    texts, text_pairs = texts[: args.max_texts], text_pairs and text_pairs[: args.max_texts]
+    loader = DataLoader(classifier.encode(texts, text_pairs), batch_size=64, collate_fn=classifier.collate)
     metrics = validation(probes, classifier, loader)
-    print(f"{probes.variant} probes on {len(texts)} texts of {args.data}")
+    print(f"{probes.variant} probes on {len(texts)} {'pairs' if text_pairs else 'texts'} of {args.data}")
     print()
     print(validation_markdown(metrics))
+    if text_pairs:
+        explainer = get_explainer(f"diffmask-{probes.variant}", classifier, source=source)
+        print()
+        print(pair_keep_rates(explainer.explain(texts, text_pairs)))
     if args.record:
         # The training run's step and command stay; the measurements are replaced by these.
         recorded = json.loads((source / METRICS).read_text()) if (source / METRICS).is_file() else {}
         keep = {key: recorded[key] for key in ("step", "args") if key in recorded}
         (source / METRICS).write_text(json.dumps({**metrics, **keep}, indent=2) + "\n")
         print(f"recorded in {source / METRICS} and {write_card(source)}")
+
+
+def pair_keep_rates(explanations: list[Explanation]) -> str:
+    """A Markdown table: per hook point, the mean keep probability of each text's words, and of the words
+    found in both texts of their pair (case-insensitive) against those of one text only."""
+    groups = {"first text": [], "second text": [], "shared words": [], "words of one text": []}
+    for explanation in (words(e) for e in explanations):
+        real = [i for i, offset in enumerate(explanation.offsets) if offset is not None]
+        vocabulary = [{explanation.tokens[i].lower() for i in real if explanation.segment[i] == s} for s in (0, 1)]
+        keep = torch.tensor(explanation.layer_scores)  # (points, words)
+        for i in real:
+            side = explanation.segment[i]
+            shared = explanation.tokens[i].lower() in vocabulary[1 - side]
+            groups[("first text", "second text")[side]].append(keep[:, i])
+            groups["shared words" if shared else "words of one text"].append(keep[:, i])
+    names = explanations[0].details["layer_names"]
+    means = {group: torch.stack(rows).mean(0).tolist() for group, rows in groups.items() if rows}
+    counts = " · ".join(f"{group}: {len(rows)}" for group, rows in groups.items())
+    lines = [f"Keep rate by text and by word ({counts} words)", "", "| hook point | " + " | ".join(means) + " |",
+             "|---|" + "---:|" * len(means)]  # fmt: skip
+    lines += [f"| {name} | " + " | ".join(f"{means[g][p]:.3f}" for g in means) + " |" for p, name in enumerate(names)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
