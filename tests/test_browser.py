@@ -167,3 +167,23 @@ def test_empty_text_is_a_message_examples_fill_the_text_and_the_api_panel_lists_
         visit.page.get_by_text(endpoint, exact=True).first.wait_for(timeout=10_000)
     assert visit.foreign_requests() == []
     visit.context.close()
+
+
+def test_ig_and_sv_say_their_cost_first_and_stop_when_asked(browser, url):
+    visit = Visit(browser, url, viewport={"width": 1280, "height": 800})
+    page = visit.page
+    long_text = "It starts slowly, with a long stretch of exposition about the family's history, " * 4
+    page.get_by_label("Text", exact=True).fill(long_text)
+    page.get_by_role("button", name="Explain", exact=True).click()
+    expect(page.locator("#expensive-cost")).to_contain_text("model passes", timeout=60_000)
+    page.get_by_role("button", name="Run IG and SV too (slower)").click()
+    stop = page.get_by_role("button", name="Stop IG and SV")
+    stop.wait_for(timeout=30_000)
+    stop.click()
+    expect(stop).to_be_hidden(timeout=10_000)
+    # The worker is free again at once: a second run on a short text finishes.
+    page.get_by_label("Text", exact=True).fill("A gorgeous, witty movie.")
+    page.get_by_role("button", name="Run IG and SV too (slower)").click()
+    page.locator("#faithfulness-sv").get_by_text("comprehensiveness").wait_for(timeout=60_000)
+    assert "gorgeous" in page.locator("#view-sv").inner_text()
+    visit.context.close()

@@ -226,21 +226,21 @@ class Handlers:
         scale when both are of this text, with their agreement lines; words or ``pieces``."""
         empirical = loaded(empirical_raw)
         expensive = {e.method: e for e in loaded(expensive_raw)}
-        if expensive and empirical and empirical[0].text != next(iter(expensive.values())).text:
-            expensive = {}  # of another text: the empirical views are the newer ones
+        inputs = {(e.text, e.text_pair) for e in [*empirical, *expensive.values()]}
+        compared = bool(empirical and expensive) and len(inputs) == 1  # else each view stands alone
         imitating = self.service.imitating
 
         def shown(explanation: Explanation) -> Explanation:
             return explanation if pieces else words(explanation)
 
         def scale(method: str) -> float | None:
-            if method not in expensive:
+            if not compared:
                 return None
             alike = [expensive[method], *(e for e in empirical if imitating[e.method] == method)]
             return scale_of(*(shown(e) for e in alike))
 
         views = [highlights(e, scale(imitating[e.method]), pieces=pieces) for e in empirical]
-        lines = [agreement_line(e, expensive[imitating[e.method]]) if expensive else "" for e in empirical]
+        lines = [agreement_line(e, expensive[imitating[e.method]]) if compared else "" for e in empirical]
         views += [highlights(expensive[m], scale(m), pieces=pieces) if m in expensive else None for m in EXPENSIVE]
         return [*views, *lines]
 
