@@ -122,3 +122,20 @@ def test_diffmask_training_exports_the_kept_checkpoint(bert, bert_path, tmp_path
     assert metrics["step"] in (3, 6) and max(metrics["sampled_kl"]) <= 10 and (out / "README.md").is_file()
     explanation = get_explainer("diffmask-input", bert, source=out).explain("the movie was great")[0]
     assert len(explanation.layer_scores) == bert.model.config.num_hidden_layers + 2
+
+
+@pytest.mark.slow
+def test_diffmask_training_reads_pairs_and_exports_the_latest_probes_on_request(bert, bert_path, tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    rows = [f"{i % 2}\t{a}\t{b}" for i, (a, b) in enumerate(zip(SENTENCES, reversed(SENTENCES)))]
+    pairs.write_text("label\tsentence1\tsentence2\n" + "\n".join(rows * 2) + "\n")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    out = tmp_path / "probes"
+    subprocess.run([sys.executable, str(SCRIPT.parent / "train_diffmask.py"), "--model", str(bert_path),
+                    "--data", str(pairs), "--output-dir", str(out), "--run-dir", str(tmp_path / "run"),
+                    "--steps", "4", "--eval-every", "4", "--warmup", "2", "--batch-size", "4", "--margin", "0",
+                    "--threads", "1", "--export-latest"], check=True, env=env, capture_output=True)  # fmt: skip
+    metrics = json.loads((out / "diffmask_metrics.json").read_text())
+    assert metrics["step"] == 4 and metrics["args"]["export_latest"]  # a margin of 0 keeps no checkpoint
+    explanation = get_explainer("diffmask-input", bert, source=out).explain("the movie was great", "a fine film")[0]
+    assert set(explanation.segment) == {0, 1}

@@ -10,7 +10,7 @@ warmed up over ``--warmup`` steps; Lookahead RMSprop ascent for the multipliers)
 ``--eval-every`` steps logs per point the KL (deterministic and sampled gates), the agreement of masked
 and original predictions, the fraction kept and the keep rate per predicted class; the checkpoint kept
 is the one with the lowest keep rate whose sampled-gate KL is within the margin at every point
-(``empexp.probes.better``). Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
+(``empexp.probes.better``; ``--export-latest``: the newest probes, measured, whether or not they are). Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
 rerunning resumes from the newest one. The kept probes are exported with ``diffmask_metrics.json`` and
 a model card. Torch threads are pinned (``--threads``): the same seed gives the same probes.
 """
@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--margin", type=float, default=0.1, help="KL divergence allowed (the constraint)")
     parser.add_argument("--gate-special", action="store_true", help="gate [CLS]/[SEP] too, as the paper does")
     parser.add_argument("--steps", type=int, default=30000)
+    parser.add_argument(
+        "--export-latest",
+        action="store_true",
+        help="export the newest probes (at --steps, or where a rerun resumes) whether or not they are within the "
+        "margin, instead of the best checkpoint that is; their measured table says how far they are",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4, help="probes")
     parser.add_argument(
@@ -178,6 +184,11 @@ def main(argv: list[str] | None = None) -> None:
             break
     progress.close()
 
+    if args.export_latest:  # measured here, so the metrics and card say how far it is from the margin
+        model.eval()
+        state["best"] = {"step": step, **validation(probed, classifier, dev_loader, accelerator.gather_for_metrics)}
+        if accelerator.is_main_process:
+            probed.save_pretrained(run_dir / "best")
     if accelerator.is_main_process:
         if state["best"] is None:
             raise SystemExit(f"no checkpoint was within the margin {args.margin}: train longer or raise --margin")
