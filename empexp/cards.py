@@ -103,15 +103,17 @@ def write_card(
     folder: str | Path,
     *,
     repo_id: str | None = None,
-    dataset: str = DEFAULT_DATASET,
+    dataset: str | None = None,
     classifier: str | None = None,
 ) -> Path:
     """Render ``folder``'s model card from its template and measured metrics into ``folder/README.md``.
 
     ``repo_id`` is where it is (to be) published, ``classifier`` the Hub id of the classifier an
-    explainer or probes were trained for, when it is published (else the name their config holds).
+    explainer or probes were trained for, when it is published (else the name their config holds);
+    ``dataset`` (the training data's Hub id) defaults to the one the folder's card names, else SST-2.
     """
     folder = Path(folder)
+    dataset = dataset or recorded_dataset(folder) or DEFAULT_DATASET
     kind = artefact_kind(folder)
     config = read_json(folder / "config.json")
     context, results, extra = _CONTEXTS[kind](folder, config, dataset, classifier)

@@ -20,7 +20,7 @@ from huggingface_hub import CommitInfo, HfApi, SpaceCard
 from huggingface_hub.errors import HfHubHTTPError
 
 from empexp.artefact import check_identity
-from empexp.cards import DEFAULT_DATASET, artefact_kind, recorded_dataset, write_card
+from empexp.cards import artefact_kind, write_card
 from empexp.classifier import load_classifier
 from empexp.errors import EmpexpError, ModelLoadError, PublishError
 from empexp.hub import SPACE_CONFIG
@@ -86,7 +86,6 @@ def push_artefact(
         if classifier and kind != "classifier":
             with _hub_errors(classifier):
                 _name_classifier(staged, classifier, classifier_revision, api)
-        dataset = dataset or recorded_dataset(folder) or DEFAULT_DATASET
         write_card(staged, repo_id=repo_id, dataset=dataset, classifier=classifier)
         message = f"Upload {kind} with empexp"
         with _hub_errors(repo_id):

@@ -10,9 +10,10 @@ warmed up over ``--warmup`` steps; Lookahead RMSprop ascent for the multipliers)
 ``--eval-every`` steps logs per point the KL (deterministic and sampled gates), the agreement of masked
 and original predictions, the fraction kept and the keep rate per predicted class; the checkpoint kept
 is the one with the lowest keep rate whose sampled-gate KL is within the margin at every point
-(``empexp.probes.better``; ``--export-latest``: the newest probes, measured, whether or not they are). Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
-rerunning resumes from the newest one. The kept probes are exported with ``diffmask_metrics.json`` and
-a model card. Torch threads are pinned (``--threads``): the same seed gives the same probes.
+(``empexp.probes.better``; ``--export-latest``: the newest probes, measured, whether or not they are).
+Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``; rerunning resumes from the newest one.
+The kept probes are exported with ``diffmask_metrics.json`` and a model card. Torch threads are pinned
+(``--threads``): the same seed gives the same probes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
-from empexp.cards import write_card
+from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import load_classifier
 from empexp.data import read_instances
 from empexp.probes import (
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--margin", type=float, default=0.1, help="KL divergence allowed (the constraint)")
     parser.add_argument("--gate-special", action="store_true", help="gate [CLS]/[SEP] too, as the paper does")
     parser.add_argument("--steps", type=int, default=30000)
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
     parser.add_argument(
         "--export-latest",
         action="store_true",
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
         metrics = {**state["best"], "args": jsonable(args)}
         (args.output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-        write_card(args.output_dir)
+        write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"kept step {state['best']['step']}; exported to {args.output_dir}")
     push_if_asked(accelerator, args)
 
