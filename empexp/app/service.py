@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -187,17 +188,20 @@ class ExplanationService:
             Stopped: the run was stopped.
         """
         total = self.expensive_cost(text, text_pair, ig_samples, sv_samples).passes
-        stop = self._stops.setdefault(session, threading.Event())
-        stop.clear()
+        stop = self._stops[session] = threading.Event()  # the session's newest run is the one Stop ends
         runs = {
             "ig": ("Integrated Gradients", {"samples": ig_samples}),
             "sv": ("Shapley Value Sampling", {"samples": sv_samples, "seed": seed}),
         }
-        with self._expensive_lock, self._watched(stop, total, progress) as watch:
-            results = []
-            for method, (what, options) in runs.items():
-                watch["what"] = what
-                results += get_explainer(method, self._expensive, **options).explain(text, text_pair)
+        try:
+            with self._expensive_lock, self._watched(stop, total, progress) as watch:
+                results = []
+                for method, (what, options) in runs.items():
+                    watch["what"] = what
+                    results += get_explainer(method, self._expensive, **options).explain(text, text_pair)
+        finally:
+            if self._stops.get(session) is stop:  # forget ended runs: one event per session at most
+                del self._stops[session]
         return results
 
     def stop(self, session: str = "") -> None:
@@ -208,7 +212,7 @@ class ExplanationService:
     @contextmanager
     def _watched(
         self, stop: threading.Event, total: int, progress: Callable[[float, str], None]
-    ) -> Iterator[dict[str, str]]:
+    ) -> Iterator[dict[str, Any]]:
         """Counts the expensive model's passes for ``progress`` and raises :class:`Stopped` once ``stop`` is
         set; yields a dict whose ``"what"`` names the running method."""
         watch = {"what": "", "done": 0}
