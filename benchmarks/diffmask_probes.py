@@ -22,11 +22,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from empexp import Explanation, get_explainer, load_classifier
-from empexp.app.views import words
 from empexp.cards import write_card
 from empexp.data import read_instances
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.probes import METRICS, VARIANTS, load_diffmask, validation, validation_markdown
+from empexp.words import words
 
 
 def main() -> None:

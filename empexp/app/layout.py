@@ -30,8 +30,8 @@ from empexp.app.views import (
     highlights,
     keep_heatmap,
     scale_of,
+    shown,
     validation_table,
-    words,
 )
 from empexp.classifier import Classifier, load_classifier
 from empexp.convergence import load_curve, plot
@@ -230,14 +230,11 @@ class Handlers:
         compared = bool(empirical and expensive) and len(inputs) == 1  # else each view stands alone
         imitating = self.service.imitating
 
-        def shown(explanation: Explanation) -> Explanation:
-            return explanation if pieces else words(explanation)
-
         def scale(method: str) -> float | None:
             if not compared:
                 return None
             alike = [expensive[method], *(e for e in empirical if imitating[e.method] == method)]
-            return scale_of(*(shown(e) for e in alike))
+            return scale_of(*(shown(e, pieces) for e in alike))
 
         views = [highlights(e, scale(imitating[e.method]), pieces=pieces) for e in empirical]
         lines = [agreement_line(e, expensive[imitating[e.method]]) if compared else "" for e in empirical]
@@ -262,19 +259,19 @@ class Handlers:
         """One head's self-attention from the last ``explain_internals`` result (no model pass)."""
         if not raw:
             return gr.skip()
-        return head_highlights(Explanation.from_dict(raw[0]), layer, head, pieces=pieces)
+        return head_highlights(loaded(raw)[0], layer, head, pieces=pieces)
 
     @staticmethod
     def save(text: str, *raws: Raw) -> tuple[str | None, str | None]:
         """Files of every explanation shown for ``text``: the shared JSON form (token level), and the
         attention in AttViz's."""
-        shown = [d for raw in raws for d in raw or [] if d["text"] == text]  # already in the shared JSON form
-        if not shown:
+        current = [d for raw in raws for d in raw or [] if d["text"] == text]  # already in the shared JSON form
+        if not current:
             return None, None
         folder = download_folder()
         path = folder / "explanations.json"
-        path.write_text(json.dumps(shown, ensure_ascii=False, indent=1), "utf-8")
-        attended = [Explanation.from_dict(d) for d in shown if d["head_scores"] is not None]
+        path.write_text(json.dumps(current, ensure_ascii=False, indent=1), "utf-8")
+        attended = [Explanation.from_dict(d) for d in current if d["head_scores"] is not None]
         if not attended:
             return str(path), None
         attviz_path = folder / "attention-attviz.json"

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from empexp.classifier import Classifier
+from empexp.classifier import Classifier, EncodedText
 from empexp.errors import EmpexpError, InputError
 from empexp.explainers import Explainer, explain_together, explainer_class, get_explainer, list_explainers
 from empexp.explainers.attention import AGGREGATIONS
@@ -125,8 +125,8 @@ class ExplanationService:
         """The prediction's probabilities, whether the input was truncated, and each empirical explainer's
         explanation, from one shared prediction pass."""
         if not self.empirical:
-            encoded = self.classifier.encode([text], pair_list(text_pair))[0]
-            return self.predict(text, text_pair), encoded.truncated, []
+            prediction = self.classifier.predict([text], pair_list(text_pair))[0]
+            return prediction.probabilities, prediction.truncated, []
         results = explain_together(list(self.empirical.values()), text, text_pair)
         return results[0].probabilities, results[0].truncated, results
 
@@ -160,10 +160,7 @@ class ExplanationService:
         gradient pass counted as 3 forward ones; on the cheap views' model, so a running IG or SV sees
         no foreign pass)."""
         encoded = self.classifier.encode([text], pair_list(text_pair))
-        tokens = sum(not special for special in encoded[0].special)
-        # As the explainers count them: the prediction, IG's input and baseline embeddings and its steps; the
-        # prediction, SV's first evaluation, and per permutation one pass per token plus the special group.
-        ig_passes, sv_passes = ig_samples + 3, 2 + sv_samples * (tokens + 1)
+        ig_passes, sv_passes = expensive_passes(encoded[0], ig_samples, sv_samples)
         batch = self.classifier.collate(encoded * 8)
         start = time.perf_counter()
         self.classifier.logits(batch)
@@ -187,7 +184,7 @@ class ExplanationService:
         Raises:
             Stopped: the run was stopped.
         """
-        total = self.expensive_cost(text, text_pair, ig_samples, sv_samples).passes
+        total = sum(expensive_passes(self.classifier.encode([text], pair_list(text_pair))[0], ig_samples, sv_samples))
         stop = self._stops[session] = threading.Event()  # the session's newest run is the one Stop ends
         runs = {
             "ig": ("Integrated Gradients", {"samples": ig_samples}),
@@ -233,6 +230,14 @@ class ExplanationService:
     def faithfulness(self, explanations: list[Explanation]) -> list[dict[str, float]]:
         """AOPC comprehensiveness and sufficiency of each explanation (more model passes)."""
         return aopc(self.classifier, explanations) if explanations else []
+
+
+def expensive_passes(encoded: EncodedText, ig_samples: int, sv_samples: int) -> tuple[int, int]:
+    """The model passes IG and SV will report for ``encoded``: the prediction, IG's input and baseline
+    embeddings and its steps; the prediction, SV's first evaluation, and per permutation one pass per
+    token plus the special tokens' group."""
+    tokens = sum(not special for special in encoded.special)
+    return ig_samples + 3, 2 + sv_samples * (tokens + 1)
 
 
 def pair_list(text_pair: str | None) -> list[str] | None:

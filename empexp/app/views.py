@@ -10,6 +10,9 @@ from empexp.explainers import display_name
 from empexp.explanation import Explanation
 from empexp.faithfulness import METRICS
 from empexp.probes import validation_markdown
+from empexp.words import word_groups, words
+
+__all__ = ["word_groups", "words"]  # the views' word level, also importable from here
 
 SAMPLE_NAMES = {"ig": "steps", "sv": "permutations"}
 
@@ -23,67 +26,9 @@ PAIR_MARK = "  ‖  "
 """Shown between the two texts of a pair in every text view."""
 
 
-def word_groups(explanation: Explanation) -> list[list[int]]:
-    """Token indices grouped into words: a token whose span touches the previous one's inside a word
-    (letters or digits on both sides, as ``p|wn|ed``) joins it; special tokens stand alone."""
-    groups: list[list[int]] = []
-    for i, offset in enumerate(explanation.offsets):
-        if offset is not None and groups and explanation.offsets[groups[-1][-1]] is not None:
-            previous = explanation.offsets[groups[-1][-1]]
-            text = _text_of(explanation, i)
-            same_text = _text_of(explanation, groups[-1][-1]) is text
-            if (
-                same_text
-                and previous[1] == offset[0]
-                and 0 < offset[0] < len(text)
-                and (text[offset[0] - 1].isalnum() and text[offset[0]].isalnum())
-            ):
-                groups[-1].append(i)
-                continue
-        groups.append([i])
-    return groups
-
-
-def words(explanation: Explanation) -> Explanation:
-    """``explanation`` at word level (:func:`word_groups`): a word's score is the sum of its pieces'
-    (attributions add up); its keep probabilities and attention rows, their mean (they are rates)."""
-    groups = word_groups(explanation)
-    if len(groups) == len(explanation.tokens):
-        return explanation
-
-    def total(values: list[float]) -> list[float]:
-        return [sum(values[i] for i in group) for group in groups]
-
-    def mean(values: list[float]) -> list[float]:
-        return [sum(values[i] for i in group) / len(group) for group in groups]
-
-    def span(group: list[int]) -> tuple[int, int] | None:
-        first, last = explanation.offsets[group[0]], explanation.offsets[group[-1]]
-        return None if first is None else (first[0], last[1])
-
-    offsets = [span(group) for group in groups]
-    tokens = [
-        explanation.tokens[g[0]] if o is None else _text_of(explanation, g[0])[o[0] : o[1]]
-        for g, o in zip(groups, offsets)
-    ]
-    return replace(
-        explanation,
-        tokens=tokens,
-        offsets=offsets,
-        scores=total(explanation.scores),
-        layer_scores=None if explanation.layer_scores is None else [mean(r) for r in explanation.layer_scores],
-        head_scores=None
-        if explanation.head_scores is None
-        else [[mean(r) for r in layer] for layer in explanation.head_scores],
-        segment=None if explanation.segment is None else [explanation.segment[g[0]] for g in groups],
-    )
-
-
-def _text_of(explanation: Explanation, token: int) -> str:
-    """The text a token's offsets point into: ``text``, or ``text_pair`` for a pair's second segment."""
-    if explanation.segment is not None and explanation.segment[token] == 1:
-        return explanation.text_pair
-    return explanation.text
+def shown(explanation: Explanation, pieces: bool) -> Explanation:
+    """``explanation`` as the page shows it: per word piece with ``pieces``, else per word (:func:`words`)."""
+    return explanation if pieces else words(explanation)
 
 
 def highlights(
@@ -94,16 +39,16 @@ def highlights(
     between them uncoloured. Special tokens have no span and are left out; a pair's second text follows
     the first after :data:`PAIR_MARK`; a truncated text ends with a marker instead of its unexplained rest.
     """
-    shown = explanation if pieces else words(explanation)
-    scale = scale or scale_of(shown)
+    view = shown(explanation, pieces)
+    scale = scale or scale_of(view)
     texts = [explanation.text] if explanation.text_pair is None else [explanation.text, explanation.text_pair]
     spans: list[tuple[str, float | None]] = []
     for segment, text in enumerate(texts):
         if segment:
             spans.append((PAIR_MARK, None))
         position = 0
-        for token, (offset, score) in enumerate(zip(shown.offsets, shown.scores)):
-            if offset is None or (shown.segment is not None and shown.segment[token] != segment):
+        for token, (offset, score) in enumerate(zip(view.offsets, view.scores)):
+            if offset is None or (view.segment is not None and view.segment[token] != segment):
                 continue
             start, end = max(offset[0], position), offset[1]
             if end <= start:  # tokenisers may give overlapping spans (e.g. a merged prefix); keep the text once
@@ -193,7 +138,7 @@ def heatmap(
 def keep_heatmap(explanation: Explanation, *, pieces: bool = False) -> str:
     """DiffMask keep probabilities as an HTML heatmap: one row per hook point, one column per word (per
     word piece with ``pieces``)."""
-    explanation = explanation if pieces else words(explanation)
+    explanation = shown(explanation, pieces)
     values = explanation.layer_scores or []
     names = explanation.details.get("layer_names", [str(i) for i in range(len(values))])
     return heatmap(
@@ -211,7 +156,7 @@ def attention_series(explanation: Explanation, *, pieces: bool = False) -> str:
 
     from empexp.explainers.attention import AGGREGATIONS, aggregate
 
-    explanation = explanation if pieces else words(explanation)
+    explanation = shown(explanation, pieces)
     heads = torch.tensor(explanation.head_scores or [])
     rows = {how: aggregate(heads, how, (0, 1)).tolist() for how in AGGREGATIONS}
     return heatmap(
@@ -244,9 +189,8 @@ def head_highlights(
 def attention_legend(explanation: Explanation, *, pieces: bool = False) -> str:
     """The attention view's own sequential scale, in one line of Markdown: from 0 (uncoloured) to the
     largest value shown, never the attributions' diverging one (attention weights are not signed)."""
-    shown = explanation if pieces else words(explanation)
     return (
-        f"Scale: uncoloured = 0, deepest red = the largest value shown ({scale_of(shown):.3f}); "
+        f"Scale: uncoloured = 0, deepest red = the largest value shown ({scale_of(shown(explanation, pieces)):.3f}); "
         f"{'word pieces' if pieces else 'a word: the mean of its pieces'}."
     )
 
