@@ -187,8 +187,8 @@ def _run(
             "method": args.integration_method,
             "batch_size": args.batch_size,
             "revision": args.explainer_revision,
-            **({"point": args.point, "layer": args.layer} if args.method.startswith("diffmask-") else {}),
-            **({"layer": args.layer} if args.method == "attention" else {}),
+            "point": args.point,
+            "layer": args.layer,  # attention's layer; DiffMask takes it as the older name of point
             "aggregation": args.aggregation,
         }.items()
         if value is not None

@@ -58,6 +58,9 @@ def get_explainer(name: str, classifier: Classifier, **options: Any) -> Explaine
         InputError: an option the explainer does not take.
     """
     cls = explainer_class(name)
+    both = [f"{old}/{new}" for old, new in cls.renamed.items() if old in options and new in options]
+    if both:
+        raise InputError(f"explainer {name!r} got an option under its old and its new name ({', '.join(both)})")
     options = {cls.renamed.get(option, option): value for option, value in options.items()}
     accepted = accepted_options(cls)
     unknown = sorted(set(options) - set(accepted))
