@@ -119,8 +119,14 @@ class LengthGroupedBatches(Sampler[list[int]]):
 
 
 def jsonable(args: Namespace) -> dict[str, Any]:
-    """Command-line arguments as JSON-ready values (paths as strings), for training records."""
-    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    """Command-line arguments as JSON-ready values (paths, also in lists, as strings), for training records."""
+
+    def ready(value: Any) -> Any:
+        if isinstance(value, list):
+            return [ready(v) for v in value]
+        return str(value) if isinstance(value, Path) else value
+
+    return {key: ready(value) for key, value in vars(args).items()}
 
 
 def log_record(accelerator: Accelerator, path: Path, record: dict[str, Any], progress: tqdm, message: str) -> None:

@@ -83,6 +83,26 @@ def test_targets_hold_the_explainers_scores_and_metadata(tiny_path, tiny, tmp_pa
     assert (batch.attributions[batch.special_tokens_mask] == 0).all()
 
 
+def test_pseudo_documents_are_long_texts_of_the_data(bert_path, tmp_path):
+    out = tmp_path / "long"
+    run([*command(bert_path, write_texts(tmp_path / "texts.txt", repeat=2), out, "ig"),
+         "--limit", "0", "--pseudo-documents", "2"])  # fmt: skip
+    targets, meta = load_targets(out)
+    assert len(targets) == 2 and meta["data"]["pseudo_documents"] == 2
+    assert all(len(t.input_ids) > 50 for t in targets)
+
+
+def test_training_refuses_targets_of_different_methods(bert_path, tmp_path):
+    data = write_texts(tmp_path / "texts.txt")
+    run(command(bert_path, data, tmp_path / "ig", "ig"))
+    run(command(bert_path, data, tmp_path / "sv", "sv"))
+    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path), "--targets",
+             str(tmp_path / "ig"), str(tmp_path / "sv"), "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    result = subprocess.run(train, capture_output=True, text=True)
+    assert result.returncode != 0 and "differ from" in result.stderr and "explainer" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_resume_after_kill_gives_every_instance_exactly_once(bert_path, tmp_path):
     data = write_texts(tmp_path / "texts.txt", repeat=6)

@@ -79,8 +79,13 @@ def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
     subprocess.run([sys.executable, str(SCRIPT.parent / "generate_targets.py"), "--model", str(bert_path),
                     "--data", str(texts if labels == "targets" else held_out), "--method", "ig", "--samples", "20",
                     "--output-dir", str(targets)], check=True, env=env, capture_output=True)  # fmt: skip
+    if labels == "targets":  # a second folder of long texts: training reads several
+        subprocess.run([sys.executable, str(SCRIPT.parent / "generate_targets.py"), "--model", str(bert_path),
+                        "--data", str(texts), "--method", "ig", "--samples", "20", "--limit", "0",
+                        "--pseudo-documents", "1", "--output-dir", str(tmp_path / "long")],
+                       check=True, env=env, capture_output=True)  # fmt: skip
     # On the fly: every step draws two Gauss-Legendre nodes per text; validation on the held-out targets.
-    source = ["--targets", str(targets)] if labels == "targets" else [
+    source = ["--targets", str(targets), str(tmp_path / "long")] if labels == "targets" else [
         "--data", str(texts), "--val-targets", str(targets), "--nodes", "2", "--pseudo-documents", "2"]  # fmt: skip
 
     def command(run_dir: Path) -> list[str]:

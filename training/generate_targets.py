@@ -6,7 +6,9 @@
 One process or several (``accelerate launch --num_processes N``; on CPUs, ``ACCELERATE_USE_CPU=true
 accelerate launch --multi_gpu --num_processes N``): chunk ``k`` goes to process ``k % N``. Every
 chunk is written atomically, so after a kill (even ``kill -9``) the same command resumes where it
-stopped; the number of processes may differ between runs. The result is a
+stopped; the number of processes may differ between runs. ``--pseudo-documents N`` adds N long texts (the
+data's texts joined, 60-400 word pieces) so that explainers trained on the targets see long inputs;
+``--limit 0 --pseudo-documents N`` makes a folder of long texts only. The result is a
 folder of safetensors chunks plus ``targets.json``: read it with ``empexp.targets.load_targets``.
 """
 
@@ -20,7 +22,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from empexp import Classifier, Explainer, get_explainer, load_classifier
-from empexp.data import read_instances, select_texts
+from empexp.data import pseudo_documents, read_instances, select_texts
 from empexp.errors import InputError
 from empexp.targets import chunk_path, chunks_for, explain_chunk, finalize, pending_chunks, write_chunk
 
@@ -37,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=20, help="IG steps or SV permutations")
     parser.add_argument("--limit", type=int, help="use the first N texts after shuffling")
     parser.add_argument("--min-words", type=int, default=1, help="skip texts with fewer words")
+    parser.add_argument(
+        "--pseudo-documents",
+        type=int,
+        default=0,
+        help="add N long texts (60-400 word pieces), each the data's texts joined (with --limit 0: only them)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="shuffles the texts and seeds SV")
     parser.add_argument("--chunk-size", type=int, default=64, help="texts per written chunk")
     parser.add_argument("--batch-size", type=int, default=8, help="texts attributed together")
@@ -46,15 +54,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     accelerator = Accelerator()
-    texts, text_pairs = select_texts(*read_instances(args.data), limit=args.limit, min_words=args.min_words,
-                                     seed=args.seed)  # fmt: skip
+    instances = read_instances(args.data)
+    texts, text_pairs = select_texts(*instances, limit=args.limit, min_words=args.min_words, seed=args.seed)
+    if args.pseudo_documents:
+        if text_pairs is not None:
+            raise InputError("--pseudo-documents joins single texts; the data holds pairs")
+        texts += pseudo_documents(instances[0], args.pseudo_documents, seed=args.seed)
     classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
     explainer = make_explainer(classifier, args, chunk=0)
     settings = {
         "classifier": classifier.identity(),
         "explainer": {"method": args.method, "samples": args.samples, **explainer.details()},
         # SV's seed for chunk k is seed * 100000 + k (see make_explainer).
-        "data": {"path": args.data.name, "limit": args.limit, "min_words": args.min_words, "seed": args.seed},
+        "data": {
+            "path": args.data.name,
+            "limit": args.limit,
+            "min_words": args.min_words,
+            "seed": args.seed,
+            **({"pseudo_documents": args.pseudo_documents} if args.pseudo_documents else {}),
+        },
         "chunk_size": args.chunk_size,
     }
     check_settings(accelerator, args.output_dir, settings)

@@ -9,7 +9,8 @@
 pass per explanation). ``--variant head``: the head alone on the classifier's own hidden states (no
 extra pass).
 
-With ``--targets`` a seeded split holds out ``--val-fraction`` of the targets for validation. With
+With ``--targets`` (one folder or several, e.g. sentences and long pseudo-documents) a seeded split
+holds out ``--val-fraction`` of the targets for validation. With
 ``--data`` every step labels its batch afresh with a cheap unbiased estimate of IG with 20
 Gauss-Legendre steps (``--nodes`` nodes drawn by their weights, ``empexp.estimators``): stochastic
 amortization, no target files, new noise every epoch; ``--pseudo-documents N`` adds N long texts (training
@@ -34,7 +35,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -60,7 +61,7 @@ from empexp.training import (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--targets", type=Path, help="a finished target folder")
+    source.add_argument("--targets", type=Path, nargs="+", help="finished target folders (same classifier and method)")
     source.add_argument("--data", type=Path, help="texts labelled on the fly with one-node IG estimates")
     parser.add_argument("--nodes", type=int, default=1, help="with --data: Gauss-Legendre nodes per text and step")
     parser.add_argument("--val-targets", type=Path, help="with --data: a finished target folder to validate on")
@@ -101,6 +102,19 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
+def load_target_folders(folders: list[Path]) -> tuple[list, dict]:
+    """The targets of several finished folders, and the first one's metadata; refuses folders that explain
+    another classifier or imitate another method than the first."""
+    targets, metadata = load_targets(folders[0])
+    for folder in folders[1:]:
+        more, other = load_targets(folder)
+        for key in ("classifier", "explainer"):
+            if other[key] != metadata[key]:
+                raise SystemExit(f"{folder}'s targets differ from {folders[0]}'s in their {key}: train on one kind")
+        targets += more
+    return targets, metadata
+
+
 def label_on_the_fly(classifier: Classifier, batch: Batch, nodes: int) -> TargetBatch:
     """A text batch with what a target batch holds: the prediction, and one-node IG estimates as attributions.
 
@@ -135,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         collate_targets, pad_token_id=classifier.tokenizer.pad_token_id, padding_side=classifier.tokenizer.padding_side
     )
     if args.targets:
-        targets, metadata = load_targets(args.targets)
+        targets, metadata = load_target_folders(args.targets)
         train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
         train_set, val_set, train_collate = [targets[i] for i in train_ids], [targets[i] for i in val_ids], collate
     else:
@@ -164,18 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     totals = None if args.no_completeness else ScoreTotals(classifier)
 
     generator = torch.Generator().manual_seed(args.seed)
-    if args.data:
-        # Labels cost a forward and backward pass at the batch's padded length: batch similar lengths.
-        lengths = [len(e) for e in train_set]
-        batches = LengthGroupedBatches(lengths, args.batch_size, generator)
-        train_loader = DataLoader(train_set, batch_sampler=batches, collate_fn=train_collate)
-    else:
-        train_loader = DataLoader(
-            train_set,
-            batch_size=args.batch_size,
-            sampler=RandomSampler(train_set, generator=generator),
-            collate_fn=train_collate,
-        )
+    # Every step costs passes at the batch's padded length (long documents among sentences): batch similar lengths.
+    batches = LengthGroupedBatches([len(e.input_ids) for e in train_set], args.batch_size, generator)
+    train_loader = DataLoader(train_set, batch_sampler=batches, collate_fn=train_collate)
     val_loader = DataLoader(val_set, batch_size=64, collate_fn=collate)
 
     optimizer = torch.optim.AdamW(
