@@ -37,7 +37,7 @@ def main() -> None:
     totals = ScoreTotals(classifier) if explainer.complete else None
     with torch.no_grad():
         errors = torch.cat([
-            target_mse(explainer, classifier, batch, own_pass=explainer.own_pass, totals=totals)
+            target_mse(explainer, classifier, batch, reads_hidden_states=explainer.reads_hidden_states, totals=totals)
             for batch in DataLoader(targets, batch_size=64, collate_fn=collate)
         ])  # fmt: skip
     imitated = metadata["explainer"]

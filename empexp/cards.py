@@ -209,6 +209,8 @@ def _empirical_context(folder: Path, config: dict, dataset: str, classifier: str
         "samples": config["imitates"]["samples"],
         "imitates": json.dumps(config["imitates"]),
         "adapter": config.get("adapter"),
+        "branch": config.get("branch", 0),
+        "layers": config["explains"]["num_hidden_layers"],
         "val_mse": training.get("val_mse"),
         "targets": training.get("targets"),
         "step": training.get("step"),

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 import weakref
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
+from empexp import layers
 from empexp.artefact import AddedWeights, check_identity, load_artefact
 from empexp.classifier import Batch, Classifier, pad_baseline
 
@@ -48,6 +50,10 @@ class EmpiricalModel(
         imitates: the expensive explainer and its settings, e.g. ``{"method": "ig", "samples": 20}``.
         adapter: LoRA settings (``r``, ``alpha``) of the encoder copy; ``None`` reads the classifier's
             own hidden states (no extra pass).
+        branch: with an adapter, the layer the copy branches off at: ``0`` copies the whole encoder
+            (its own pass from the input ids); ``k > 0`` copies only layers ``k + 1 .. L``, which
+            continue from the classifier's hidden states after layer ``k`` (the prediction pass's),
+            so explaining costs ``(L - k) / L`` of a pass.
         head_size: width of the per-token head's hidden layer.
         complete: make the scores add up to ``f(input) - f(baseline)`` for the explained logit, as IG's
             (completeness) and SV's (efficiency) do, by spreading the difference evenly over the real
@@ -64,16 +70,20 @@ class EmpiricalModel(
         explains: dict,
         imitates: dict,
         adapter: dict | None = None,
+        branch: int = 0,
         head_size: int = 128,
         complete: bool = True,
     ):
         super().__init__()
         check_identity(explains, classifier)
+        config = classifier.model.config
+        if not 0 <= branch < config.num_hidden_layers or (branch and adapter is None):
+            raise ValueError(f"branch must be in 0..{config.num_hidden_layers - 1}, and needs an adapter")
         self.explains = explains
         self.imitates = imitates
         self.adapter = adapter
+        self.branch = branch
         self.complete = complete
-        config = classifier.model.config
         features = config.hidden_size * (config.num_hidden_layers + 1)
         self.head = nn.Sequential(
             nn.LayerNorm(features),
@@ -89,15 +99,24 @@ class EmpiricalModel(
                 r=adapter["r"], lora_alpha=adapter["alpha"], target_modules="all-linear", lora_dropout=0.0
             )
             # A copy, so the classifier's own weights stay untouched by training and by merging.
-            self.encoder = inject_adapter_in_model(lora, copy.deepcopy(classifier.model.base_model))
+            encoder = copy.deepcopy(classifier.model.base_model)
+            del layers.encoder_layers(encoder)[:branch]  # the classifier's own layers run those
+            encoder.config.num_hidden_layers -= branch  # the copy's own config (copied with it)
+            self.encoder = inject_adapter_in_model(lora, encoder)
             for name, parameter in self.encoder.named_parameters():
                 parameter.requires_grad = "lora_" in name
         self.to(classifier.device)
 
     @property
     def own_pass(self) -> bool:
-        """Whether explaining costs a pass of the encoder copy (else only the tiny head runs)."""
+        """Whether explaining costs a pass of the encoder copy, whole or from :attr:`branch` (else only the
+        tiny head runs)."""
         return self.encoder is not None
+
+    @property
+    def reads_hidden_states(self) -> bool:
+        """Whether :meth:`forward` needs the prediction pass's hidden states (the head alone, or a branch)."""
+        return self.encoder is None or self.branch > 0
 
     def forward(
         self,
@@ -112,15 +131,10 @@ class EmpiricalModel(
         classifier's prediction pass) are needed by the head-only variant and ignored by the other;
         ``total`` (``(batch,)``, from :class:`ScoreTotals`) is needed when :attr:`complete`.
         """
-        if self.encoder is not None:
-            hidden_states = self.encoder(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
-                token_type_ids=batch.token_type_ids,
-                output_hidden_states=True,
-            ).hidden_states
-        elif hidden_states is None:
+        if self.reads_hidden_states and hidden_states is None:
             raise ValueError("this empirical explainer reads the classifier's hidden states: pass hidden_states")
+        if self.encoder is not None:
+            hidden_states = self._copy_states(batch, hidden_states)
         scores = self.head(torch.cat(hidden_states, dim=-1))
         picked = scores.gather(-1, targets.view(-1, 1, 1).expand(-1, scores.shape[1], 1)).squeeze(-1)
         picked = picked.masked_fill(batch.special_tokens_mask, 0.0)
@@ -131,6 +145,17 @@ class EmpiricalModel(
         real = (~batch.special_tokens_mask).to(picked.dtype)
         missing = total.to(picked.dtype) - picked.sum(-1)
         return picked + real * (missing / real.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+
+    def _copy_states(self, batch: Batch, hidden_states: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, ...]:
+        """Every layer's hidden states: the classifier's up to :attr:`branch`, then the copy's."""
+        run = partial(self.encoder, attention_mask=batch.attention_mask, output_hidden_states=True)
+        if not self.branch:
+            return run(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids).hidden_states
+        start = hidden_states[self.branch]
+        # The copy's first layer is the classifier's layer k + 1: it continues from the classifier's state there.
+        with layers.replaced_states(self.encoder, {1: lambda _state: start}):
+            own = run(input_ids=batch.input_ids, token_type_ids=batch.token_type_ids).hidden_states
+        return (*hidden_states[: self.branch + 1], *own[1:])
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """What is saved: the head and the LoRA weights (the rest is the classifier's)."""
@@ -213,15 +238,15 @@ def target_mse(
     classifier: Classifier,
     batch: TargetBatch,
     *,
-    own_pass: bool,
+    reads_hidden_states: bool,
     totals: ScoreTotals | None,
 ) -> torch.Tensor:
     """Per-instance token MSE ``(batch,)`` of an explainer on a target batch (``collate_targets``).
 
-    ``model`` is an :class:`EmpiricalModel`, possibly wrapped for training (hence ``own_pass``, its
-    :attr:`~EmpiricalModel.own_pass`); ``totals`` is needed when it makes its scores complete.
+    ``model`` is an :class:`EmpiricalModel`, possibly wrapped for training (hence ``reads_hidden_states``,
+    its :attr:`~EmpiricalModel.reads_hidden_states`); ``totals`` is needed when it makes its scores complete.
     """
-    hidden_states = None if own_pass else classifier.prediction_pass(batch, hidden_states=True).hidden_states
+    hidden_states = classifier.prediction_pass(batch, hidden_states=True).hidden_states if reads_hidden_states else None
     total = totals(batch, batch.logits, batch.predicted)[0] if totals else None
     scores = model(batch, batch.predicted, hidden_states, total)
     return token_mse(scores, batch.attributions, batch.special_tokens_mask)

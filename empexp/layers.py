@@ -92,11 +92,14 @@ def sequence_first(model: PreTrainedModel) -> bool:
         return cached
     shapes = []
     handle = model.get_input_embeddings().register_forward_hook(lambda _m, _i, out: shapes.append(out.shape))
+    training = model.training
+    model.eval()  # no dropout: a model being trained must not have its random stream shifted by this pass
     try:
         with torch.no_grad():
             model(input_ids=torch.zeros(1, 2, dtype=torch.long, device=model.device))
     finally:
         handle.remove()
+        model.train(training)
     model._empexp_sequence_first = shapes[0][0] == 2
     return model._empexp_sequence_first
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from empexp import get_explainer, load_classifier
+from empexp.cards import write_card
 from empexp.errors import InputError, ModelLoadError
 from empexp.imitator import EmpiricalModel, ScoreTotals, load_empirical, token_mse
 from empexp.targets import Target, collate_targets
@@ -13,7 +14,8 @@ from tests.conftest import SENTENCES, make_tiny
 from tests.test_cli import EXPLAIN_FIELDS, run
 
 IMITATES = {"method": "ig", "samples": 4}
-VARIANTS = {"encoder": {"r": 2, "alpha": 4}, "head": None}
+VARIANTS = {"encoder": {"r": 2, "alpha": 4}, "branch": {"r": 2, "alpha": 4}, "head": None}
+"""LoRA settings per variant; ``branch`` copies only the last layer (``branch=1`` of the tiny models' 2)."""
 
 
 def ig_targets(classifier) -> list[Target]:
@@ -30,7 +32,7 @@ def logits_of(classifier) -> torch.Tensor:
 
 
 def loss(model, classifier, batch) -> torch.Tensor:
-    hidden = None if model.own_pass else classifier.prediction_pass(batch, hidden_states=True).hidden_states
+    hidden = classifier.prediction_pass(batch, hidden_states=True).hidden_states if model.reads_hidden_states else None
     total, _ = ScoreTotals(classifier)(batch, batch.logits, batch.predicted)
     scores = model(batch, batch.predicted, hidden, total)
     return token_mse(scores, batch.attributions, batch.special_tokens_mask)
@@ -40,7 +42,10 @@ def loss(model, classifier, batch) -> torch.Tensor:
 def model_factory(tiny):
     def build(variant: str) -> EmpiricalModel:
         torch.manual_seed(0)
-        return EmpiricalModel(tiny, explains=tiny.identity(), imitates=IMITATES, adapter=VARIANTS[variant])
+        branch = 1 if variant == "branch" else 0
+        return EmpiricalModel(
+            tiny, explains=tiny.identity(), imitates=IMITATES, adapter=VARIANTS[variant], branch=branch
+        )
 
     return build
 
@@ -71,7 +76,7 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["explains"] == tiny.identity() and config["imitates"] == IMITATES
 
-    name = "empirical-ig" if variant == "encoder" else "empirical-ig-head"
+    name = "empirical-ig-head" if variant == "head" else "empirical-ig"
     loaded = get_explainer(name, tiny, source=tmp_path)
     batch = tiny.collate(tiny.encode(SENTENCES))
     prediction = tiny.prediction_pass(batch, hidden_states=True)
@@ -83,8 +88,30 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     explanations = loaded.explain(SENTENCES)
     for row, keep, explanation in zip(expected, batch.attention_mask.bool(), explanations):
         torch.testing.assert_close(torch.tensor(explanation.scores), row[keep], atol=1e-5, rtol=1e-4)
-    assert explanations[0].forward_passes == (2 if variant == "encoder" else 1)
+    assert explanations[0].forward_passes == {"encoder": 2, "branch": 1.5, "head": 1}[variant]  # 1 of 2 layers
+    if variant == "branch":
+        card = write_card(tmp_path).read_text()
+        assert "layers 2..2 that continues from the classifier's own layer 1" in card and "1/2 of an extra" in card
     assert explanations[0].details["imitates"] == IMITATES
+
+
+def test_a_branch_at_its_start_continues_the_classifiers_own_pass(tiny, model_factory):
+    # LoRA starts at zero, so at the start every copy computes what the classifier computes: the scores of
+    # a branch at each layer, of the whole copy and of the head on the classifier's states all agree.
+    head = model_factory("head")
+    batch = tiny.collate(tiny.encode(SENTENCES))
+    prediction = tiny.prediction_pass(batch, hidden_states=True)
+    targets = prediction.logits.argmax(-1)
+    with torch.no_grad():
+        expected = head(batch, targets, prediction.hidden_states, torch.zeros(len(targets)))
+        for branch in range(tiny.model.config.num_hidden_layers):
+            model = EmpiricalModel(tiny, explains=tiny.identity(), imitates=IMITATES, adapter=VARIANTS["branch"],
+                                   branch=branch)  # fmt: skip
+            model.head.load_state_dict(head.head.state_dict())
+            scores = model.eval()(batch, targets, prediction.hidden_states, torch.zeros(len(targets)))
+            torch.testing.assert_close(scores, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="branch"):
+        EmpiricalModel(tiny, explains=tiny.identity(), imitates=IMITATES, adapter=None, branch=1)
 
 
 def test_explainer_for_another_classifier_is_refused(tiny, tiny_path, model_factory, tmp_path):

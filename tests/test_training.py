@@ -85,7 +85,8 @@ def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
                         "--pseudo-documents", "1", "--output-dir", str(tmp_path / "long")],
                        check=True, env=env, capture_output=True)  # fmt: skip
     # On the fly: every step draws two Gauss-Legendre nodes per text; validation on the held-out targets.
-    source = ["--targets", str(targets), str(tmp_path / "long")] if labels == "targets" else [
+    # From targets, the explainer is a branch: a copy of the last layer only.
+    source = ["--targets", str(targets), str(tmp_path / "long"), "--branch", "1"] if labels == "targets" else [
         "--data", str(texts), "--val-targets", str(targets), "--nodes", "2", "--pseudo-documents", "2"]  # fmt: skip
 
     def command(run_dir: Path) -> list[str]:

@@ -6,8 +6,9 @@
         --pseudo-documents 5000 --val-targets runs/targets/ig-val --output-dir my-empirical-ig
 
 ``--variant encoder``: a LoRA-adapted copy of the classifier's encoder plus a per-token head (one extra
-pass per explanation). ``--variant head``: the head alone on the classifier's own hidden states (no
-extra pass).
+pass per explanation); with ``--branch k`` only layers k+1..L are copied and continue from the
+classifier's own layer k (a fraction (L-k)/L of a pass). ``--variant head``: the head alone on the
+classifier's own hidden states (no extra pass).
 
 With ``--targets`` (one folder or several, e.g. sentences and long pseudo-documents) a seeded split
 holds out ``--val-fraction`` of the targets for validation. With
@@ -66,13 +67,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nodes", type=int, default=1, help="with --data: Gauss-Legendre nodes per text and step")
     parser.add_argument("--val-targets", type=Path, help="with --data: a finished target folder to validate on")
     parser.add_argument("--pseudo-documents", type=int, default=0, help="with --data: long texts added")
-    parser.add_argument("--init", type=Path, help="start from the weights of this explainer folder")
+    parser.add_argument(
+        "--init", type=Path, help="start from this explainer folder's weights (its head only if it copies other layers)"
+    )
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
     parser.add_argument("--output-dir", type=Path, required=True, help="where the best explainer is exported")
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default: runs/<output-dir name>)")
     parser.add_argument("--model", help="the classifier the targets explain (default: the embedded default)")
     parser.add_argument("--revision")
     parser.add_argument("--variant", choices=["encoder", "head"], default="encoder")
+    parser.add_argument(
+        "--branch",
+        type=int,
+        default=0,
+        help="with --variant encoder: copy only the layers after this one, continuing from the classifier's "
+        "hidden states there (0: the whole encoder)",
+    )
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=int, default=32)
     parser.add_argument("--head-size", type=int, default=128)
@@ -115,6 +125,17 @@ def load_target_folders(folders: list[Path]) -> tuple[list, dict]:
     return targets, metadata
 
 
+def start_from(model: EmpiricalModel, folder: Path, accelerator: Accelerator) -> None:
+    """Load an explainer's weights as the start: all of them where its copy has the same layers, else its head."""
+    weights = load_file(folder / WEIGHTS_NAME, device=str(accelerator.device))
+    config = json.loads((folder / "config.json").read_text())
+    if (config.get("adapter"), config.get("branch", 0)) != (model.adapter, model.branch):
+        # The copy's layers are numbered from the branch: another layout's LoRA weights would land on other layers.
+        weights = {k: v for k, v in weights.items() if k.startswith("head.")}
+        accelerator.print(f"{folder} copies other layers: starting from its head only")
+    model.load_state_dict(weights, strict=False)
+
+
 def label_on_the_fly(classifier: Classifier, batch: Batch, nodes: int) -> TargetBatch:
     """A text batch with what a target batch holds: the prediction, and one-node IG estimates as attributions.
 
@@ -128,10 +149,14 @@ def label_on_the_fly(classifier: Classifier, batch: Batch, nodes: int) -> Target
 
 
 @torch.no_grad()
-def validation_mse(model, classifier: Classifier, loader, accelerator: Accelerator, own_pass: bool, totals) -> float:
+def validation_mse(
+    model, classifier: Classifier, loader, accelerator: Accelerator, reads_hidden_states: bool, totals
+) -> float:
     model.eval()
     losses = [
-        accelerator.gather_for_metrics(target_mse(model, classifier, batch, own_pass=own_pass, totals=totals))
+        accelerator.gather_for_metrics(
+            target_mse(model, classifier, batch, reads_hidden_states=reads_hidden_states, totals=totals)
+        )
         for batch in loader
     ]
     model.train()
@@ -170,11 +195,13 @@ def main(argv: list[str] | None = None) -> None:
         explains=metadata["classifier"],
         imitates=metadata["explainer"],
         adapter=adapter,
+        branch=args.branch,
         head_size=args.head_size,
         complete=not args.no_completeness,
     )
+    reads_hidden_states = model.reads_hidden_states
     if args.init:
-        model.load_state_dict(load_file(args.init / WEIGHTS_NAME, device=str(accelerator.device)), strict=False)
+        start_from(model, args.init, accelerator)
     totals = None if args.no_completeness else ScoreTotals(classifier)
 
     generator = torch.Generator().manual_seed(args.seed)
@@ -206,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     def evaluate() -> None:
-        mse = validation_mse(model, classifier, val_loader, accelerator, adapter is not None, totals)
+        mse = validation_mse(model, classifier, val_loader, accelerator, reads_hidden_states, totals)
         record = {"step": step, "epoch": step / steps_per_epoch, "val_mse": mse, "train_loss": loss_value}
         if state["best_mse"] is None or mse < state["best_mse"]:
             state.update(best_mse=mse, best_step=step, bad_evals=0)
@@ -230,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     for batch in batches if not done else ():
         if args.data:
             batch = label_on_the_fly(classifier, batch, args.nodes)
-        loss = target_mse(model, classifier, batch, own_pass=adapter is not None, totals=totals).mean()
+        loss = target_mse(model, classifier, batch, reads_hidden_states=reads_hidden_states, totals=totals).mean()
         accelerator.backward(loss)
         optimizer.step()
         scheduler.step()

@@ -24,13 +24,14 @@ class Attribution:
     Attributes:
         scores: ``(batch, tokens)`` for the target classes; 0 at special and pad positions for the
             attribution methods.
-        passes: model passes (rows) it ran beyond the prediction pass, for the reported cost.
+        passes: model passes (rows) it ran beyond the prediction pass, for the reported cost (a pass through
+            some of the layers counts as that share of one).
         layer_scores: ``(batch, layers or hook points, tokens)``, for methods that look inside the model.
         head_scores: ``(batch, layers, heads, tokens)``, likewise.
     """
 
     scores: torch.Tensor
-    passes: int = 0
+    passes: float = 0
     layer_scores: torch.Tensor | None = None
     head_scores: torch.Tensor | None = None
 
