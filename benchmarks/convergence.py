@@ -2,6 +2,7 @@
 
     python benchmarks/convergence.py --method ig [--data ../shared/data/sst2/dev.tsv] [--limit 150] \\
         [--explainer empirical-ig=FOLDER ...] [--plot runs/convergence-ig.png] [--record]
+    python benchmarks/convergence.py --method ig --pseudo-documents 20   # long texts: dev sentences joined
 
 Prints a Markdown table (mean per-instance MSE over real tokens, seconds per text), each empirical
 explainer's MSE and crossover s* (the smallest s whose MSE is below it; s* = 20 means below every
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from empexp import get_explainer, load_classifier
 from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
-from empexp.data import read_instances, select_texts
+from empexp.data import pseudo_documents, read_instances, read_texts, select_texts
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS, add_explainer_option
 from empexp.explanation import Explanation
 
@@ -31,6 +32,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/sst2/dev.tsv"), help="TSV or text lines")
     parser.add_argument("--limit", type=int, default=150, help="texts drawn (seeded) from --data")
     parser.add_argument("--seed", type=int, default=0, help="draws the texts and seeds SV")
+    parser.add_argument(
+        "--pseudo-documents",
+        type=int,
+        help="instead: N long texts, texts of --data joined to 75-300 words (~100-400 word pieces)",
+    )
     parser.add_argument("--max-samples", type=int, default=20)
     parser.add_argument("--model", help="classifier: Hub id or folder (default: the embedded default)")
     add_explainer_option(parser, default="the embedded empirical-METHOD and empirical-METHOD-head")
@@ -46,7 +52,11 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
-    texts, text_pairs = select_texts(*read_instances(args.data), limit=args.limit, seed=args.seed)
+    if args.pseudo_documents:
+        texts = pseudo_documents(read_texts(args.data), args.pseudo_documents, words=(75, 300), seed=args.seed)
+        text_pairs = None
+    else:
+        texts, text_pairs = select_texts(*read_instances(args.data), limit=args.limit, seed=args.seed)
     pairs = args.explainer or [
         (name, str(DEFAULT_EXPLAINERS / name)) for name in (f"empirical-{args.method}", f"empirical-{args.method}-head")
     ]
