@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from empexp import get_explainer, load_classifier
-from empexp.classifier import Batch
+from empexp.classifier import Batch, PredictionPass
 from empexp.data import read_tsv
 from empexp.explainers import explainer_class, list_explainers
 from empexp.imitator import ScoreTotals
@@ -76,14 +76,17 @@ def main() -> None:
     totals = ScoreTotals.of(classifier)  # baseline logits per length: cached after the warm-up
     if "empirical-ig" in empirical:
         model = empirical["empirical-ig"].model
-        predicted = [(batch, classifier.logits(batch)) for batch in encoded]
+        predicted = [(batch, classifier.prediction_pass(batch, hidden_states=True)) for batch in encoded]
 
-        def own_pass(batch: Batch, batch_logits: torch.Tensor) -> None:
-            target = batch_logits.argmax(-1)
-            with torch.no_grad():
-                model(batch, target, None, totals(batch, batch_logits, target)[0])
+        def own_pass(batch: Batch, prediction: PredictionPass) -> None:
+            target = prediction.targets
+            with torch.no_grad():  # a branch continues from the prediction's hidden states
+                model(batch, target, prediction.hidden_states, totals(batch, prediction.logits, target)[0])
 
-        label = "empirical-ig's own pass (encoder copy + head), no prediction"
+        copied = (
+            f"layers {model.branch + 1}..{classifier.model.config.num_hidden_layers}" if model.branch else "encoder"
+        )
+        label = f"empirical-ig's own pass (copy of the {copied} + head), no prediction"
         rows.append((label, one_at_a_time(own_pass, predicted), None))
     if "empirical-ig-head" in empirical:
         head = empirical["empirical-ig-head"].model
