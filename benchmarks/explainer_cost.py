@@ -1,6 +1,6 @@
 """Cost of prediction, empirical explainers, IG and SV on the embedded default, side by side in one run.
 
-    python benchmarks/explainer_cost.py [--data ../shared/data/sst2/dev.tsv] [--n 50] [--samples 20]
+    python benchmarks/explainer_cost.py [--data ../shared/data/sst2/dev.tsv] [--n 50] [--samples 20] [--methods ig sv]
 
 Prints Markdown tables: time per text, its ratio to one classifier forward pass, and model passes per
 text; then the speed-up of each empirical explainer over IG and SV in their fastest mode on this
@@ -38,6 +38,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5, help="rounds for rows under 100 ms per text")
     parser.add_argument("--model", help="Hub id or folder (default: the embedded default, with its explainers)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["ig", "sv"],
+        default=["ig", "sv"],
+        help="expensive methods timed, and their imitators",
+    )
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
@@ -68,7 +75,7 @@ def main() -> None:
         ("classifier forward pass", one_at_a_time(classifier.logits), None),
     ]
     empirical = {}
-    for name in EMPIRICAL:
+    for name in [name for name in EMPIRICAL if explainer_class(name).imitates in args.methods]:
         try:
             empirical[name] = get_explainer(name, classifier)
         except Exception as error:  # no embedded explainer for this classifier: skip its rows
@@ -111,7 +118,7 @@ def main() -> None:
         ("sv", f"SV s={s}, batches of 8 of equal length", {"batch_size": 8}),
         ("sv", f"SV s={s}, one text, one perturbation per pass (paper)", {**one, **paper_sv}),
     ]
-    for name, label, options in expensive:
+    for name, label, options in [row for row in expensive if row[0] in args.methods]:
         rows.append((label, *explain(get_explainer(name, classifier, samples=s, **options))))
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {classifier.device}, "
