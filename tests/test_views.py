@@ -29,6 +29,7 @@ def test_truncated_text_ends_with_a_marker():
 
 def test_cost_line():
     assert cost(make()) == "**Integrated Gradients** · 20 steps · 23 model passes · 100 ms"
+    assert "· 1.5 model passes ·" in cost(make(forward_passes=1.5))
 
 
 def test_pairs_share_a_colour_scale_and_report_their_agreement():

@@ -70,7 +70,8 @@ def cost(explanation: Explanation) -> str:
     samples = ""
     if explanation.samples is not None:
         samples = f" · {explanation.samples} {SAMPLE_NAMES.get(explanation.method, 'samples')}"
-    return f"**{name}**{samples} · {explanation.forward_passes:.0f} model passes · {explanation.seconds * 1000:.0f} ms"
+    passes = f"{explanation.forward_passes:.2f}".rstrip("0").rstrip(".")  # a branch runs part of a pass: 1.5
+    return f"**{name}**{samples} · {passes} model passes · {explanation.seconds * 1000:.0f} ms"
 
 
 def agreement_line(estimate: Explanation, target: Explanation) -> str:
