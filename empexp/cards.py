@@ -99,6 +99,15 @@ def recorded_dataset(folder: str | Path) -> str | None:
     return datasets[0] if datasets else None
 
 
+def shown_path(folder: Path) -> str:
+    """``folder`` as a card names it: relative to the working directory when inside it, so that a card
+    written for a local folder does not carry this machine's absolute path."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder)
+
+
 def write_card(
     folder: str | Path,
     *,
@@ -131,7 +140,7 @@ def write_card(
     card = ModelCard.from_template(
         data,
         template_path=str(TEMPLATES / f"{kind}.md"),
-        repo_id=repo_id or str(folder),
+        repo_id=repo_id or shown_path(folder),
         dataset_name=DATASET_NAMES.get(dataset, dataset),
         **context,
     )

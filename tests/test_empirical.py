@@ -92,6 +92,7 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     if variant == "branch":
         card = write_card(tmp_path).read_text()
         assert "layers 2..2 that continues from the classifier's own layer 1" in card and "1/2 of an extra" in card
+        assert f'source="{tmp_path}"' in card  # the option's current name
     assert explanations[0].details["imitates"] == IMITATES
 
 
