@@ -18,13 +18,13 @@ from collections.abc import Callable
 import torch
 
 from empexp import get_explainer, load_classifier
-from empexp.classifier import Batch
+from empexp.classifier import Batch, PredictionPass
 from empexp.data import read_instances, select_texts
 from empexp.estimators import draw_nodes, draw_permutations, ig_node_estimates, sv_permutation_estimates
 from empexp.imitator import token_mse
 
-Label = Callable[[str, Batch, torch.Tensor], torch.Tensor]
-"""A label for one text: from the text, its batch and its predicted class, scores ``(1, tokens)``."""
+Label = Callable[[Batch, PredictionPass], torch.Tensor]
+"""A label for one text: from its batch and its prediction pass, scores ``(1, tokens)``."""
 
 
 def main() -> None:
@@ -39,21 +39,20 @@ def main() -> None:
     classifier = load_classifier()
     texts, _ = select_texts(read_instances(args.data)[0], limit=args.n, seed=args.seed)
     batches = [classifier.collate(classifier.encode([text])) for text in texts]
-    targets = [classifier.logits(batch).argmax(-1) for batch in batches]
+    # Every label starts from the same prediction pass, run once here (not timed).
+    instances = [(batch, classifier.prediction_pass(batch)) for batch in batches]
     ig = get_explainer("ig", classifier, samples=20)
 
-    instances = list(zip(texts, batches, targets))
-
-    def exact_ig(text, batch, target):  # what generate_targets.py writes: the explainer's own run
-        return torch.tensor(ig.explain(text)[0].scores).unsqueeze(0)
+    def exact_ig(batch: Batch, prediction: PredictionPass) -> torch.Tensor:  # what generate_targets.py writes
+        return ig.attribute(batch, prediction).scores
 
     def nodes(k: int) -> Label:
-        return lambda text, batch, target: ig_node_estimates(classifier, batch, target, draw_nodes(1, k))
+        return lambda batch, prediction: ig_node_estimates(classifier, batch, prediction.targets, draw_nodes(1, k))
 
     def permutations(k: int) -> Label:
-        def estimate(text, batch, target):
+        def estimate(batch: Batch, prediction: PredictionPass) -> torch.Tensor:
             n = int((~batch.special_tokens_mask).sum())
-            return sv_permutation_estimates(classifier, batch, target, draw_permutations(1, n, k))
+            return sv_permutation_estimates(classifier, batch, prediction.targets, draw_permutations(1, n, k))
 
         return estimate
 

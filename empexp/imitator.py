@@ -114,6 +114,15 @@ class EmpiricalModel(
         return self.encoder is not None
 
     @property
+    def pass_share(self) -> float:
+        """The share of an encoder pass that explaining adds per text: 1 for the whole copy, ``(L - k) / L``
+        for a branch at ``k``, 0 for the head alone."""
+        if self.encoder is None:
+            return 0.0
+        layers = self.explains["num_hidden_layers"]
+        return (layers - self.branch) / layers
+
+    @property
     def reads_hidden_states(self) -> bool:
         """Whether :meth:`forward` needs the prediction pass's hidden states (the head alone, or a branch)."""
         return self.encoder is None or self.branch > 0

@@ -45,9 +45,6 @@ class EmpiricalExplainer(TrainedExplainer):
     def loaded(self) -> None:
         self._totals = ScoreTotals.of(self.classifier)
         self.reads_hidden_states = self.model.reads_hidden_states  # a branch continues from them
-        # A branch at layer k runs the copy's layers k+1..L: that fraction of a pass per text.
-        layers = self.classifier.model.config.num_hidden_layers
-        self._pass_share = (layers - self.model.branch) / layers if self.own_pass else 0.0
         method, own_pass = self.model.imitates["method"], self.model.own_pass
         if method != self.imitates or own_pass != self.own_pass:
             right = f"empirical-{method}" + ("" if own_pass else "-head")
@@ -61,7 +58,7 @@ class EmpiricalExplainer(TrainedExplainer):
     @torch.no_grad()
     def attribute(self, batch: Batch, prediction: PredictionPass) -> Attribution:
         targets = prediction.targets
-        passes = len(targets) * self._pass_share
+        passes = len(targets) * self.model.pass_share
         total = None
         if self.model.complete:
             total, baseline_passes = self._totals(batch, prediction.logits, targets)
