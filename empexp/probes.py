@@ -150,6 +150,8 @@ class Gates(nn.Module):
         margin: the KL divergence allowed between the original and the masked prediction.
         baselines: initial baseline vectors, one per point (the input variant keeps point 0's only: it
             always masks there).
+        aim: the KL the multipliers hold the masked prediction at in training (default: ``margin``).
+            Below the margin, the checkpoint rule's confidence bound (:func:`better`) can be met.
         probe_size: width of each probe's hidden layer.
         gate_special: gate special tokens too (only padding is never gated).
     """
@@ -163,12 +165,14 @@ class Gates(nn.Module):
         baselines: Sequence[torch.Tensor],
         probe_size: int,
         gate_special: bool = False,
+        aim: float | None = None,
     ):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
         self.margin = margin
+        self.aim = margin if aim is None else aim
         self.gate_special = gate_special
         inputs = [sizes[0] + size for size in sizes] if variant == "input" else list(sizes)
         self.probes = nn.ModuleList(Probe(size, probe_size) for size in inputs)
@@ -234,7 +238,7 @@ class Gates(nn.Module):
         point: int,
         run_masked: RunMasked,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """``mean(log E[L0] + multiplier * (KL - margin))`` at ``point`` for one batch, and its parts.
+        """``mean(log E[L0] + multiplier * (KL - aim))`` at ``point`` for one batch, and its parts.
 
         Gates are sampled; only the probes and the multiplier that ``point`` uses enter the graph.
         """
@@ -246,7 +250,7 @@ class Gates(nn.Module):
         log_keep = self.log_keep(logits)[..., -1]
         log_l0 = (log_keep * gated).sum(-1) / count
         multiplier = self.multipliers[point]
-        loss = (log_l0 + multiplier * (kl - self.margin)).mean()
+        loss = (log_l0 + multiplier * (kl - self.aim)).mean()
         l0 = ((log_keep.exp() * gated).sum(-1) / count).mean()
         return loss, {"kl": kl.mean().item(), "l0": l0.item(), "multiplier": multiplier.item()}
 
@@ -397,6 +401,7 @@ class DiffMaskModel(
         variant: ``"input"`` or ``"hidden"``.
         margin: the KL divergence allowed between the original and the masked prediction.
         gate_special: gate [CLS]/[SEP] too, as the paper does (default: they are always kept).
+        aim: the KL training holds the masked prediction at (default: ``margin``; see :class:`Gates`).
 
     Raises:
         ModelLoadError: ``classifier`` is not the one in ``explains``.
@@ -411,6 +416,7 @@ class DiffMaskModel(
         variant: Variant = "input",
         margin: float = 0.1,
         gate_special: bool = False,
+        aim: float | None = None,
     ):
         check_identity(explains, classifier)
         model = classifier.model
@@ -428,6 +434,7 @@ class DiffMaskModel(
             baselines=[start, *rest],
             probe_size=max(1, model.config.hidden_size // 4),
             gate_special=gate_special,
+            aim=aim,
         )
         self.explains = explains
         self.to(classifier.device)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from empexp.cards import DEFAULT_DATASET, write_card
@@ -42,7 +42,15 @@ from empexp.probes import (
     probe_optimisers,
     validation,
 )
-from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
+from empexp.training import (
+    Checkpointer,
+    LengthGroupedBatches,
+    add_hub_options,
+    jsonable,
+    log_record,
+    push_if_asked,
+    resumable_batches,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--revision")
     parser.add_argument("--variant", choices=VARIANTS, default="input")
     parser.add_argument("--margin", type=float, default=0.1, help="KL divergence allowed (the constraint)")
+    parser.add_argument(
+        "--aim",
+        type=float,
+        help="the KL the multipliers hold the masked prediction at (default: --margin); below it, the checkpoint "
+        "rule (sampled KL's mean + 2 SE within the margin at every point) can select",
+    )
     parser.add_argument("--gate-special", action="store_true", help="gate [CLS]/[SEP] too, as the paper does")
     parser.add_argument("--steps", type=int, default=30000)
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
@@ -118,12 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     train_set = classifier.encode(train_texts[: args.max_train], train_pairs and train_pairs[: args.max_train])
     dev_set = classifier.encode(dev_texts[: args.max_dev], dev_pairs and dev_pairs[: args.max_dev])
     generator = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(
-        train_set,
-        batch_size=args.batch_size,
-        sampler=RandomSampler(train_set, generator=generator),
-        collate_fn=classifier.collate,
-    )
+    # Every step costs passes at the batch's padded length (SST-2 phrases: median 10 word pieces, some
+    # over 40): batch similar lengths, and validate in order of length.
+    batches = LengthGroupedBatches([len(e.input_ids) for e in train_set], args.batch_size, generator)
+    train_loader = DataLoader(train_set, batch_sampler=batches, collate_fn=classifier.collate)
+    dev_set = sorted(dev_set, key=lambda e: len(e.input_ids))
     dev_loader = DataLoader(dev_set, batch_size=64, collate_fn=classifier.collate)
 
     model = DiffMaskModel(
@@ -132,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         variant=args.variant,
         margin=args.margin,
         gate_special=args.gate_special,
+        aim=args.aim,
     )
     optimisers = probe_optimisers(
         model, lr=args.lr, baseline_lr=args.baseline_lr, multiplier_lr=args.multiplier_lr, warmup_steps=args.warmup
