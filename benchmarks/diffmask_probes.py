@@ -4,12 +4,16 @@
     python benchmarks/diffmask_probes.py --data ../shared/data/sst2/dev.tsv --variant hidden
     python benchmarks/diffmask_probes.py --model ID_OR_DIR --probes ID_OR_DIR --data texts.txt
     python benchmarks/diffmask_probes.py --data ../shared/data/sst2/dev.tsv --record   # into the probes' folder
+    python benchmarks/diffmask_probes.py --data ../shared/data/sst2/dev.tsv --variant hidden \
+        --seeds DIR_SEED_1 DIR_SEED_2                   # and the keep rates' spread across seeds
     python benchmarks/diffmask_probes.py --model embedded:mrpc --probes DIR --variant hidden \
         --data ../shared/data/mrpc/dev.tsv                                                # text pairs
 
 The training script's validation (the same function), so on the same texts the table repeats the
 probes' ``diffmask_metrics.json``. On text pairs a second table splits each hook point's keep rate by
 text (first, second) and by word: words that occur in both texts of the pair, and words of one text only.
+With ``--seeds``, probes of the same variant trained with other seeds: per hook point, the standard
+deviation of a token's keep probability across all the runs (``empexp.probes.keep_spread``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from empexp import Explanation, get_explainer, load_classifier
 from empexp.cards import write_card
 from empexp.data import read_instances
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
-from empexp.probes import METRICS, VARIANTS, load_diffmask, validation, validation_markdown
+from empexp.probes import (
+    METRICS,
+    VARIANTS,
+    keep_spread,
+    load_diffmask,
+    point_names,
+    validation,
+    validation_markdown,
+)
 from empexp.words import words
 
 
@@ -35,6 +47,7 @@ def main() -> None:
     parser.add_argument("--model", help="the classifier (default: the embedded one)")
     parser.add_argument("--probes", help="DiffMask probes trained for it (default: the embedded ones of --variant)")
     parser.add_argument("--variant", choices=VARIANTS, default="input", help="which embedded probes")
+    parser.add_argument("--seeds", nargs="+", default=[], help="the same probes trained with other seeds")
     parser.add_argument("--max-texts", type=int)
     parser.add_argument(
         "--record", action="store_true", help=f"write the measured validation into the probes' {METRICS} and card"
@@ -54,6 +67,15 @@ def main() -> None:
         explainer = get_explainer(f"diffmask-{probes.variant}", classifier, source=source)
         print()
         print(pair_keep_rates(explainer.explain(texts, text_pairs)))
+    if args.seeds:
+        runs = [probes, *(load_diffmask(path, classifier) for path in args.seeds)]
+        spread = keep_spread(runs, classifier, loader)
+        print()
+        print(f"Keep probability's standard deviation across {len(runs)} runs (mean over gated tokens)")
+        print()
+        print("| hook point | std |\n|---|---:|")
+        print("\n".join(f"| {name} | {value:.4f} |" for name, value in zip(point_names(len(spread)), spread)))
+        print(f"| mean over points | {sum(spread) / len(spread):.4f} |")
     if args.record:
         # The training run's step and command stay; the measurements are replaced by these.
         recorded = json.loads((source / METRICS).read_text()) if (source / METRICS).is_file() else {}

@@ -487,6 +487,26 @@ def validation(
     return {**summary(values), "l0_by_class": by_class, "texts": len(predicted)}
 
 
+@torch.no_grad()
+def keep_spread(runs: Sequence[DiffMaskModel], classifier: Classifier, batches: Iterable[Batch]) -> list[float]:
+    """Per hook point, the standard deviation of a token's keep probability across ``runs`` (probes of
+    one variant trained with different seeds), averaged over the gated tokens of ``batches``.
+
+    The paper's measure of how much a DiffMask explanation depends on the seed (0.05 for its input
+    probes, 0.03 for its hidden ones on SST).
+    """
+    total, count = torch.zeros(runs[0].points), 0
+    for batch in batches:
+        keeps = []
+        for run in runs:
+            _, states, ungated, _ = run.prediction_pass(classifier, batch)
+            keeps.append(run.keep_probabilities(run.gate_logits(states), ungated))
+        spread = torch.stack(keeps).std(0)[~ungated]  # (gated tokens, points)
+        total += spread.sum(0).cpu()
+        count += len(spread)
+    return [round(x, 6) for x in (total / max(count, 1)).tolist()]
+
+
 def load_diffmask(name_or_path: str | Path, classifier: Classifier, *, revision: str | None = None) -> DiffMaskModel:
     """DiffMask probes from a Hub id or a local folder, on ``classifier`` (which must be their own).
 

@@ -5,7 +5,15 @@ import torch
 
 from empexp import get_explainer, layers, load_classifier, toy
 from empexp.errors import InputError, ModelLoadError
-from empexp.probes import DiffMaskModel, HardConcrete, LookaheadRMSprop, better, load_diffmask, probe_optimisers
+from empexp.probes import (
+    DiffMaskModel,
+    HardConcrete,
+    LookaheadRMSprop,
+    better,
+    keep_spread,
+    load_diffmask,
+    probe_optimisers,
+)
 from tests.conftest import SENTENCES, make_tiny
 from tests.test_cli import EXPLAIN_FIELDS, run
 
@@ -92,6 +100,27 @@ def test_training_step_moves_gates_and_multiplier_in_the_right_directions(bert):
     # ...and the multiplier's gradient is KL - margin < 0: ascent lowers it towards 0.
     assert probes.multipliers[1].grad == pytest.approx(parts["kl"] - 10.0, abs=1e-4)
     bert.model.requires_grad_(True)
+
+
+def test_multipliers_aim_below_the_margin_when_asked(bert):
+    bert.model.requires_grad_(False)
+    assert DiffMaskModel(bert, explains=bert.identity(), margin=0.1).aim == 0.1
+    probes = DiffMaskModel(bert, explains=bert.identity(), variant="hidden", margin=0.1, aim=0.07)
+    loss, parts = probes(bert, bert.collate(bert.encode(SENTENCES)), point=2)
+    loss.backward()
+    assert probes.multipliers[2].grad == pytest.approx(parts["kl"] - 0.07, abs=1e-4)
+    bert.model.requires_grad_(True)
+
+
+def test_keep_spread_across_runs_is_zero_for_equal_probes_and_seen_only_where_they_differ(bert):
+    batches = [bert.collate(bert.encode(SENTENCES))]
+    first = DiffMaskModel(bert, explains=bert.identity(), variant="hidden")
+    second = DiffMaskModel(bert, explains=bert.identity(), variant="hidden")
+    assert keep_spread([first, second], bert, batches) == [0.0] * first.points
+    with torch.no_grad():
+        second.probes[3].bias.fill_(-1.0)  # keep probability 0.995 -> ~0.3 at point 3 only
+    spread = keep_spread([first, second], bert, batches)
+    assert spread[3] > 0.3 and spread[:3] + spread[4:] == [0.0] * (first.points - 1)
 
 
 @pytest.mark.parametrize("variant", ["input", "hidden"])
