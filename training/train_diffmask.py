@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import load_classifier
-from empexp.data import read_instances
+from empexp.data import read_instances, select_texts
 from empexp.probes import (
     METRICS,
     VARIANTS,
@@ -89,7 +89,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1200, help="steps of linear warm-up of the probes' learning rate")
     parser.add_argument("--threads", type=int, default=2, help="torch threads on a CPU (results depend on it)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--max-train", type=int, help="use only the first N training texts")
+    parser.add_argument("--max-train", type=int, help="use only N training texts (drawn with --seed)")
+    parser.add_argument(
+        "--min-words",
+        type=int,
+        default=1,
+        help="train on texts of at least N words (SST-2's train phrases are shorter than its dev sentences, and "
+        "the KL a mask costs grows with length: the margin learned on short phrases does not hold on sentences)",
+    )
     parser.add_argument("--max-dev", type=int, default=1000, help="validate on at most N texts")
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--checkpoint-every", type=int, default=250)
@@ -129,7 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     classifier.model.requires_grad_(False)
 
     (train_texts, train_pairs), (dev_texts, dev_pairs) = split(read_instances(args.data), args)
-    train_set = classifier.encode(train_texts[: args.max_train], train_pairs and train_pairs[: args.max_train])
+    train_texts, train_pairs = select_texts(
+        train_texts, train_pairs, limit=args.max_train, min_words=args.min_words, seed=args.seed
+    )
+    train_set = classifier.encode(train_texts, train_pairs)
     dev_set = classifier.encode(dev_texts[: args.max_dev], dev_pairs and dev_pairs[: args.max_dev])
     generator = torch.Generator().manual_seed(args.seed)
     # Every step costs passes at the batch's padded length (SST-2 phrases: median 10 word pieces, some
