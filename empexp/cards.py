@@ -255,6 +255,7 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
         "table": metrics and validation_markdown(metrics),
         "texts": metrics and metrics["texts"],
         "step": metrics and metrics["step"],
+        "latest": bool(metrics and metrics.get("args", {}).get("export_latest")),
         "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])
         if metrics and "args" in metrics
         else "(not recorded)",

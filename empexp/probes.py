@@ -5,7 +5,8 @@ Closed gates replace a token's state by a learned baseline vector. The probes le
 gates as possible while the masked prediction stays close to the original one
 (``KL(original || masked) <= margin``): a constrained problem, solved as the Lagrangian
 ``mean(log E[L0]) + multiplier * (KL - margin)`` with one multiplier per point, minimised by the
-probes and maximised by the multiplier. The model stays frozen.
+probes and maximised by the multiplier (``aim``: a target below the margin, so that the KL the
+multipliers hold is within the margin on new texts too). The model stays frozen.
 
 :class:`Gates` holds what does not depend on the model gated (probes, baselines, multipliers, the
 Lagrangian, the metrics); :class:`DiffMaskModel` applies it to a Hugging Face classifier, with
