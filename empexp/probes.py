@@ -495,13 +495,17 @@ def keep_spread(runs: Sequence[DiffMaskModel], classifier: Classifier, batches: 
 
     The paper's measure of how much a DiffMask explanation depends on the seed (0.05 for its input
     probes, 0.03 for its hidden ones on SST).
+
+    Raises:
+        ValueError: the runs differ in variant or in which tokens they gate.
     """
+    if len({(run.variant, run.gate_special) for run in runs}) > 1:
+        raise ValueError("keep_spread compares probes of one variant that gate the same tokens")
     total, count = torch.zeros(runs[0].points), 0
     for batch in batches:
-        keeps = []
-        for run in runs:
-            _, states, ungated, _ = run.prediction_pass(classifier, batch)
-            keeps.append(run.keep_probabilities(run.gate_logits(states), ungated))
+        # The probes read the same frozen classifier: one prediction pass serves every run.
+        _, states, ungated, _ = runs[0].prediction_pass(classifier, batch)
+        keeps = [run.keep_probabilities(run.gate_logits(states), ungated) for run in runs]
         spread = torch.stack(keeps).std(0)[~ungated]  # (gated tokens, points)
         total += spread.sum(0).cpu()
         count += len(spread)
