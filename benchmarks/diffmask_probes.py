@@ -79,7 +79,7 @@ def main() -> None:
     if args.record:
         # The training run's step and command stay; the measurements are replaced by these.
         recorded = json.loads((source / METRICS).read_text()) if (source / METRICS).is_file() else {}
-        keep = {key: recorded[key] for key in ("step", "args") if key in recorded}
+        keep = {key: recorded[key] for key in ("step", "args", "aims") if key in recorded}
         (source / METRICS).write_text(json.dumps({**metrics, **keep}, indent=2) + "\n")
         print(f"recorded in {source / METRICS} and {write_card(source)}")
 

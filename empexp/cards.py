@@ -256,6 +256,10 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
         "texts": metrics and metrics["texts"],
         "step": metrics and metrics["step"],
         "latest": bool(metrics and metrics.get("args", {}).get("export_latest")),
+        # Set when a resumed run changed --aim: the command below shows only the last.
+        "aims": ", ".join(f"{aim:g} from step {start:,}" for start, aim in metrics.get("aims", []))
+        if metrics and len(metrics.get("aims", [])) > 1
+        else "",
         "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])
         if metrics and "args" in metrics
         else "(not recorded)",

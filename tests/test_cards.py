@@ -37,6 +37,9 @@ def test_probe_card_reports_the_measured_metrics_per_layer(bert, tmp_path):
         "accelerate launch training/train_diffmask.py --data train.tsv --variant hidden --steps 7 --labels a b"
         in card.text
     )
+    assert "resumed with a different `--aim`" not in card.text  # one aim: the command says it all
+    (folder / METRICS).write_text(json.dumps({**metrics, "aims": [[0, 0.07], [2000, 0.05]]}))
+    assert "0.07 from step 0, 0.05 from step 2,000" in ModelCard.load(write_card(folder)).text
 
 
 def test_card_without_metrics_says_so(bert, tmp_path):

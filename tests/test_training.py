@@ -126,8 +126,19 @@ def test_diffmask_training_exports_the_kept_checkpoint(bert, bert_path, tmp_path
                     "--threads", "1"], check=True, env=env, capture_output=True)  # fmt: skip
     metrics = json.loads((out / "diffmask_metrics.json").read_text())
     assert metrics["step"] in (3, 6) and max(metrics["sampled_kl"]) <= 10 and (out / "README.md").is_file()
+    assert metrics["aims"] == [[0, 10.0]]
     explanation = get_explainer("diffmask-input", bert, source=out).explain("the movie was great")[0]
     assert len(explanation.layer_scores) == bert.model.config.num_hidden_layers + 2
+
+    # Resumed with another --aim: the card's command shows only the last, the metrics and card say when each held.
+    subprocess.run([sys.executable, str(SCRIPT.parent / "train_diffmask.py"), "--model", str(bert_path),
+                    "--data", str(texts), "--output-dir", str(out), "--run-dir", str(tmp_path / "run"),
+                    "--steps", "8", "--eval-every", "3", "--warmup", "2", "--batch-size", "4", "--margin", "10",
+                    "--aim", "5", "--threads", "1", "--export-latest"],
+                   check=True, env=env, capture_output=True)  # fmt: skip
+    metrics = json.loads((out / "diffmask_metrics.json").read_text())
+    assert metrics["step"] == 8 and metrics["aims"] == [[0, 10.0], [6, 5.0]]
+    assert "10 from step 0, 5 from step 6" in (out / "README.md").read_text()
 
 
 @pytest.mark.slow

@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     checkpointer = Checkpointer(accelerator, run_dir / "checkpoints")
     state = checkpointer.restore() or {"step": 0, "best": None}
     step = state["step"]
+    # A resumed run may change --aim; the card's command shows only the last, so keep when each held.
+    aims = state.setdefault("aims", [[0, probed.aim]])
+    if aims[-1][1] != probed.aim:
+        aims.append([step, probed.aim])
     log_path = run_dir / "log.jsonl"
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         if state["best"] is None:
             raise SystemExit(f"no checkpoint was within the margin {args.margin}: train longer or raise --margin")
         shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
-        metrics = {**state["best"], "args": jsonable(args)}
+        aims = [[start, aim] for start, aim in state["aims"] if start < state["best"]["step"] or start == 0]
+        metrics = {**state["best"], "args": jsonable(args), "aims": aims}
         (args.output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"kept step {state['best']['step']}; exported to {args.output_dir}")
