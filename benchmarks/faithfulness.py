@@ -1,12 +1,14 @@
 """AOPC comprehensiveness and sufficiency of every explainer on the embedded default, over SST-2 dev.
 
     python benchmarks/faithfulness.py [--data ../shared/data/sst2/dev.tsv] [--n N] [--samples 20] [--seed 0]
+    python benchmarks/faithfulness.py --only diffmask-input diffmask-hidden     # some rows (and random's)
 
 Prints a Markdown table: per explainer, the mean AOPC comprehensiveness (higher is better) and
 sufficiency (lower is better) over the texts with a 95% interval (mean +- 1.96 standard errors), for
 k = 10%, ..., 100% of the tokens replaced by the pad token (see ``empexp.faithfulness``). A row of
 random scores (seeded) is the floor every explainer should clear. One run, seeded: SV's permutations
-and the random scores use ``--seed``.
+and the random scores use ``--seed``; the random row depends only on the texts and the seed, so a run
+with ``--only`` repeats it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="the first N texts of --data (default: all)")
     parser.add_argument("--samples", type=int, default=20, help="IG steps and SV permutations")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", metavar="ROW", help="score only these rows (names as printed)")
     args = parser.parse_args()
 
     classifier = load_classifier()
@@ -69,6 +72,11 @@ def main() -> None:
             print(f"({name} skipped: {error})")
     for how in AGGREGATIONS:
         explainers[f"attention ({how})"] = get_explainer("attention", classifier, aggregation=how)
+    if args.only:
+        unknown = set(args.only) - set(explainers)
+        if unknown:
+            parser.error(f"no rows named {sorted(unknown)}; rows: {list(explainers)}")
+        explainers = {name: explainers[name] for name in args.only}
 
     explanations: dict[str, list[Explanation]] = {}
     for name, explainer in explainers.items():
@@ -77,7 +85,7 @@ def main() -> None:
             for start in tqdm(range(0, len(texts), 32), desc=name, unit="batch")
             for e in explainer.explain(texts[start : start + 32])
         ]
-    explanations["random"] = random_scores(explanations[f"ig (s={s})"], args.seed)
+    explanations["random"] = random_scores(next(iter(explanations.values())), args.seed)
 
     scores: dict[str, list[dict[str, float]]] = {name: [] for name in explanations}
     for i in tqdm(range(len(texts)), desc="AOPC", unit="text"):
