@@ -61,22 +61,25 @@ def main() -> None:
     classifier = load_classifier()
     texts = read_tsv(args.data).texts[: args.n]
     s = args.samples
-    explainers = {
-        f"ig (s={s})": get_explainer("ig", classifier, samples=s),
-        f"sv (s={s})": get_explainer("sv", classifier, samples=s, seed=args.seed),
+    # Rows as (method, options), built only once chosen: --only loads no other explainer's weights.
+    trained = [*EMPIRICAL, *(n for n in list_explainers() if explainer_class(n).kind == "diffmask")]
+    rows = {
+        f"ig (s={s})": ("ig", {"samples": s}),
+        f"sv (s={s})": ("sv", {"samples": s, "seed": args.seed}),
+        **{name: (name, {}) for name in trained},
+        **{f"attention ({how})": ("attention", {"aggregation": how}) for how in AGGREGATIONS},
     }
-    for name in [*EMPIRICAL, *(n for n in list_explainers() if explainer_class(n).kind == "diffmask")]:
+    if args.only:
+        unknown = set(args.only) - set(rows)
+        if unknown:
+            parser.error(f"no rows named {sorted(unknown)}; rows: {list(rows)}")
+        rows = {name: rows[name] for name in args.only}
+    explainers = {}
+    for name, (method, options) in rows.items():
         try:
-            explainers[name] = get_explainer(name, classifier)
+            explainers[name] = get_explainer(method, classifier, **options)
         except EmpexpError as error:
             print(f"({name} skipped: {error})")
-    for how in AGGREGATIONS:
-        explainers[f"attention ({how})"] = get_explainer("attention", classifier, aggregation=how)
-    if args.only:
-        unknown = set(args.only) - set(explainers)
-        if unknown:
-            parser.error(f"no rows named {sorted(unknown)}; rows: {list(explainers)}")
-        explainers = {name: explainers[name] for name in args.only}
 
     explanations: dict[str, list[Explanation]] = {}
     for name, explainer in explainers.items():

@@ -248,6 +248,7 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
                 for kind, key, label in measured
             ]
     variant = config["variant"]
+    aims = metrics.get("aims", []) if metrics else []
     context = {
         "title": f"diffmask-{variant}: DiffMask probes",
         "variant": variant,
@@ -257,9 +258,7 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
         "step": metrics and metrics["step"],
         "latest": bool(metrics and metrics.get("args", {}).get("export_latest")),
         # Set when a resumed run changed --aim: the command below shows only the last.
-        "aims": ", ".join(f"{aim:g} from step {start:,}" for start, aim in metrics.get("aims", []))
-        if metrics and len(metrics.get("aims", [])) > 1
-        else "",
+        "aims": ", ".join(f"{aim:g} from step {start:,}" for start, aim in aims) if len(aims) > 1 else "",
         "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])
         if metrics and "args" in metrics
         else "(not recorded)",
