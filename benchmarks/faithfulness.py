@@ -28,8 +28,6 @@ from empexp.explainers.attention import AGGREGATIONS
 from empexp.explanation import Explanation
 from empexp.faithfulness import METRICS, aopc
 
-EMPIRICAL = [name for name in list_explainers() if explainer_class(name).kind == "empirical"]
-
 
 def random_scores(explanations: list[Explanation], seed: int) -> list[Explanation]:
     """The same explanations with uniform random scores on their non-special tokens."""
@@ -62,7 +60,7 @@ def main() -> None:
     texts = read_tsv(args.data).texts[: args.n]
     s = args.samples
     # Rows as (method, options), built only once chosen: --only loads no other explainer's weights.
-    trained = [*EMPIRICAL, *(n for n in list_explainers() if explainer_class(n).kind == "diffmask")]
+    trained = [n for kind in ("empirical", "diffmask") for n in list_explainers() if explainer_class(n).kind == kind]
     rows = {
         f"ig (s={s})": ("ig", {"samples": s}),
         f"sv (s={s})": ("sv", {"samples": s, "seed": args.seed}),

@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         if state["best"] is None:
             raise SystemExit(f"no checkpoint was within the margin {args.margin}: train longer or raise --margin")
         shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
-        aims = [[start, aim] for start, aim in state["aims"] if start < state["best"]["step"] or start == 0]
-        metrics = {**state["best"], "args": jsonable(args), "aims": aims}
+        held = [[start, aim] for start, aim in aims if start < state["best"]["step"] or start == 0]
+        metrics = {**state["best"], "args": jsonable(args), "aims": held}
         (args.output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"kept step {state['best']['step']}; exported to {args.output_dir}")
