@@ -156,3 +156,28 @@ def test_diffmask_training_reads_pairs_and_exports_the_latest_probes_on_request(
     assert metrics["step"] == 4 and metrics["args"]["export_latest"]  # a margin of 0 keeps no checkpoint
     explanation = get_explainer("diffmask-input", bert, source=out).explain("the movie was great", "a fine film")[0]
     assert set(explanation.segment) == {0, 1}
+
+
+@pytest.mark.slow
+def test_diffmask_training_from_probes_trains_only_the_points_asked(bert_path, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(SENTENCES * 3) + "\n")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+
+    def train(out: str, *options: str) -> subprocess.CompletedProcess:
+        script = [sys.executable, str(SCRIPT.parent / "train_diffmask.py"), "--model", str(bert_path)]
+        return subprocess.run([*script, "--data", str(texts), "--output-dir", str(tmp_path / out), "--run-dir",
+                               str(tmp_path / f"run-{out}"), "--eval-every", "3", "--warmup", "2", "--batch-size", "4",
+                               "--threads", "1", "--export-latest", *options],
+                              env=env, capture_output=True, text=True)  # fmt: skip
+
+    assert train("start", "--variant", "hidden", "--steps", "3").returncode == 0
+    assert train("point-1", "--variant", "hidden", "--steps", "3", "--init", str(tmp_path / "start"),
+                 "--points", "1").returncode == 0  # fmt: skip
+    start, trained = (load_file(tmp_path / name / "model.safetensors") for name in ("start", "point-1"))
+    changed = {name.split(".")[1] for name in start if not torch.equal(start[name], trained[name])}
+    assert changed == {"1"}  # probe 1 and its baseline; every other point kept its probe
+    wrong = train("wrong", "--variant", "input", "--steps", "1", "--init", str(tmp_path / "start"))
+    assert wrong.returncode != 0 and "holds hidden probes, not input ones" in wrong.stderr
+    outside = train("outside", "--variant", "hidden", "--steps", "1", "--points", "9")
+    assert outside.returncode != 0 and "--points must be hook points 0.." in outside.stderr

@@ -4,9 +4,11 @@
         --dev ../shared/data/sst2/dev.tsv --variant input --output-dir empexp/default/diffmask-input
 
 The classifier is frozen; the probes learn to close as many gates as the KL margin allows (see
-``empexp.probes``). Each step samples one hook point and steps only its probe(s), baseline and
-multiplier; optimisers as in the paper's code (``empexp.probes.probe_optimisers``: centred RMSprop
-warmed up over ``--warmup`` steps; Lookahead RMSprop ascent for the multipliers). Validation every
+``empexp.probes``). Each step samples one hook point (of ``--points``, default all) and steps only its
+probe(s), baseline and multiplier; optimisers as in the paper's code (``empexp.probes.probe_optimisers``:
+centred RMSprop warmed up over ``--warmup`` steps; Lookahead RMSprop ascent for the multipliers). A run
+can start from trained probes (``--init``): hidden probes are independent per point, so ``--points 5``
+trains one point further and keeps the others as they are. Validation every
 ``--eval-every`` steps logs per point the KL (deterministic and sampled gates), the agreement of masked
 and original predictions, the fraction kept and the keep rate per predicted class; the checkpoint kept
 is the one with the lowest keep rate whose sampled-gate KL is within the margin at every point
@@ -39,6 +41,7 @@ from empexp.probes import (
     DiffMaskModel,
     ProbeOptimisers,
     better,
+    load_diffmask,
     probe_optimisers,
     validation,
 )
@@ -73,6 +76,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gate-special", action="store_true", help="gate [CLS]/[SEP] too, as the paper does")
     parser.add_argument("--steps", type=int, default=30000)
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from these probes (probes and baselines; the multipliers start afresh); a run that resumes from "
+        "its checkpoint restores that instead",
+    )
+    parser.add_argument(
+        "--points",
+        type=int,
+        nargs="+",
+        help="train only these hook points (each step samples one of them; default: all). Hidden probes are "
+        "independent per point, so the others stay as --init has them",
+    )
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
     parser.add_argument(
         "--export-latest",
@@ -157,6 +173,14 @@ def main(argv: list[str] | None = None) -> None:
         gate_special=args.gate_special,
         aim=args.aim,
     )
+    points = args.points or list(range(model.points))
+    if not set(points) <= set(range(model.points)):
+        raise SystemExit(f"--points must be hook points 0..{model.points - 1}, got {args.points}")
+    if args.init:
+        start = load_diffmask(args.init, classifier)
+        if start.variant != model.variant:
+            raise SystemExit(f"--init {args.init} holds {start.variant} probes, not {model.variant} ones")
+        model.load_state_dict(start.trainable_state_dict(), strict=False)
     optimisers = probe_optimisers(
         model, lr=args.lr, baseline_lr=args.baseline_lr, multiplier_lr=args.multiplier_lr, warmup_steps=args.warmup
     )
@@ -199,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for batch in batches if step < args.steps else ():
         # Drawn after resumable_batches seeded torch for this step: a resumed run samples the same points.
-        point = int(torch.randint(probed.points, ()))
+        point = points[int(torch.randint(len(points), ()))]
         loss, parts = model(classifier, batch, point)
         accelerator.backward(loss)
         optimisers.step(probed)
