@@ -10,8 +10,10 @@
         --data ../shared/data/mrpc/dev.tsv                                                # text pairs
 
 The training script's validation (the same function), so on the same texts the table repeats the
-probes' ``diffmask_metrics.json``. On text pairs a second table splits each hook point's keep rate by
-text (first, second) and by word: words that occur in both texts of the pair, and words of one text only.
+probes' ``diffmask_metrics.json``. A second table is the leakage check per text: how well a text's keep
+rate at each point tells the predicted class (AUC; 0.5 for a mask that does not encode it). On text pairs
+a third splits each hook point's keep rate by text (first, second) and by word: words that occur in both
+texts of the pair, and words of one text only.
 With ``--seeds``, probes of the same variant trained with other seeds: per hook point, the standard
 deviation of a token's keep probability across all the runs (``empexp.probes.keep_spread``).
 """
@@ -63,10 +65,12 @@ def main() -> None:
     print(f"{probes.variant} probes on {len(texts)} {'pairs' if text_pairs else 'texts'} of {args.data}")
     print()
     print(validation_markdown(metrics))
+    explanations = get_explainer(f"diffmask-{probes.variant}", classifier, source=source).explain(texts, text_pairs)
+    print()
+    print(class_separation(explanations))
     if text_pairs:
-        explainer = get_explainer(f"diffmask-{probes.variant}", classifier, source=source)
         print()
-        print(pair_keep_rates(explainer.explain(texts, text_pairs)))
+        print(pair_keep_rates(explanations))
     if args.seeds:
         runs = [probes, *(load_diffmask(path, classifier) for path in args.seeds)]
         spread = keep_spread(runs, classifier, loader)
@@ -79,9 +83,30 @@ def main() -> None:
     if args.record:
         # The training run's step and command stay; the measurements are replaced by these.
         recorded = json.loads((source / METRICS).read_text()) if (source / METRICS).is_file() else {}
-        keep = {key: recorded[key] for key in ("step", "args", "aims") if key in recorded}
+        keep = {key: recorded[key] for key in ("step", "args", "aims", "init") if key in recorded}
         (source / METRICS).write_text(json.dumps({**metrics, **keep}, indent=2) + "\n")
         print(f"recorded in {source / METRICS} and {write_card(source)}")
+
+
+def class_separation(explanations: list[Explanation]) -> str:
+    """A Markdown table, the leakage check per text: per hook point, how well a text's keep rate (its gated
+    tokens' mean keep probability) tells which class was predicted, as the AUC of the rate for the first
+    label against the second (0.5: not at all; 0 or 1: completely)."""
+    labels = sorted({e.label for e in explanations})
+    if len(labels) < 2:
+        return f"Leakage: every text was predicted {labels[0]}, so there is no class to tell apart"
+    rates = torch.stack([
+        torch.tensor(e.layer_scores)[:, [i for i, offset in enumerate(e.offsets) if offset is not None]].mean(1)
+        for e in explanations
+    ])  # fmt: skip
+    first = torch.tensor([e.label == labels[0] for e in explanations])
+    lines = [f"Leakage: a text's keep rate against the predicted class, AUC ({labels[0]} above the rest)", "",
+             "| hook point | AUC |", "|---|---:|"]  # fmt: skip
+    for name, rate in zip(explanations[0].details["layer_names"], rates.T):
+        above = rate[first].view(-1, 1) - rate[~first].view(1, -1)
+        auc = (above > 0).float().mean() + 0.5 * (above == 0).float().mean()
+        lines.append(f"| {name} | {auc.item():.3f} |")
+    return "\n".join(lines)
 
 
 def pair_keep_rates(explanations: list[Explanation]) -> str:

@@ -262,9 +262,22 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
         "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])
         if metrics and "args" in metrics
         else "(not recorded)",
+        "init": _diffmask_start(metrics.get("init")) if metrics else None,
         **_explained(config, classifier),
     }
     return context, results, {"tags": ["diffmask", f"diffmask-{variant}"]}
+
+
+def _diffmask_start(init: dict | None) -> dict[str, str] | None:
+    """The probes a run started from (``--init``), as their own metrics recorded them: step, aims, command."""
+    if not init or "args" not in init:
+        return None
+    aims = init.get("aims", [])
+    return {
+        "step": f"{init['step']:,}" if "step" in init else "?",
+        "aims": ", ".join(f"{aim:g} from step {start:,}" for start, aim in aims) if len(aims) > 1 else "",
+        "command": command_line(TRAINING_SCRIPTS["diffmask"], init["args"]),
+    }
 
 
 _CONTEXTS = {

@@ -177,6 +177,10 @@ def test_diffmask_training_from_probes_trains_only_the_points_asked(bert_path, t
     start, trained = (load_file(tmp_path / name / "model.safetensors") for name in ("start", "point-1"))
     changed = {name.split(".")[1] for name in start if not torch.equal(start[name], trained[name])}
     assert changed == {"1"}  # probe 1 and its baseline; every other point kept its probe
+    started = json.loads((tmp_path / "point-1" / "diffmask_metrics.json").read_text())["init"]
+    assert started["step"] == 3 and started["args"]["output_dir"] == str(tmp_path / "start")
+    card = (tmp_path / "point-1" / "README.md").read_text()
+    assert "It started from probes (`--init`) trained first with the command below (kept at step 3)" in card
     wrong = train("wrong", "--variant", "input", "--steps", "1", "--init", str(tmp_path / "start"))
     assert wrong.returncode != 0 and "holds hidden probes, not input ones" in wrong.stderr
     outside = train("outside", "--variant", "hidden", "--steps", "1", "--points", "9")

@@ -32,7 +32,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from empexp.cards import DEFAULT_DATASET, write_card
+from empexp.cards import DEFAULT_DATASET, read_json, write_card
 from empexp.classifier import load_classifier
 from empexp.data import read_instances, select_texts
 from empexp.probes import (
@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
         held = [[start, aim] for start, aim in aims if start < state["best"]["step"] or start == 0]
         metrics = {**state["best"], "args": jsonable(args), "aims": held}
+        started = args.init and read_json(args.init / METRICS)
+        if started:  # how the probes it started from were trained, so the card can say both stages
+            metrics["init"] = {key: started[key] for key in ("step", "args", "aims") if key in started}
         (args.output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"kept step {state['best']['step']}; exported to {args.output_dir}")
