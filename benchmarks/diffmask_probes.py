@@ -91,7 +91,7 @@ def main() -> None:
 def class_separation(explanations: list[Explanation]) -> str:
     """A Markdown table, the leakage check per text: per hook point, how well a text's keep rate (its gated
     tokens' mean keep probability) tells which class was predicted, as the AUC of the rate for the first
-    label against the second (0.5: not at all; 0 or 1: completely)."""
+    label (in sorted order) against the others (0.5: not at all; 0 or 1: completely)."""
     labels = sorted({e.label for e in explanations})
     if len(labels) < 2:
         return f"Leakage: every text was predicted {labels[0]}, so there is no class to tell apart"

@@ -177,10 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     if not set(points) <= set(range(model.points)):
         raise SystemExit(f"--points must be hook points 0..{model.points - 1}, got {args.points}")
     if args.init:
-        start = load_diffmask(args.init, classifier)
-        if start.variant != model.variant:
-            raise SystemExit(f"--init {args.init} holds {start.variant} probes, not {model.variant} ones")
-        model.load_state_dict(start.trainable_state_dict(), strict=False)
+        initial = load_diffmask(args.init, classifier)
+        if initial.variant != model.variant:
+            raise SystemExit(f"--init {args.init} holds {initial.variant} probes, not {model.variant} ones")
+        model.load_state_dict(initial.trainable_state_dict(), strict=False)
     optimisers = probe_optimisers(
         model, lr=args.lr, baseline_lr=args.baseline_lr, multiplier_lr=args.multiplier_lr, warmup_steps=args.warmup
     )
