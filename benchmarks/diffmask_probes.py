@@ -33,6 +33,7 @@ from empexp.data import read_instances
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.probes import (
     METRICS,
+    RUN_RECORD,
     VARIANTS,
     keep_spread,
     load_diffmask,
@@ -65,12 +66,12 @@ def main() -> None:
     print(f"{probes.variant} probes on {len(texts)} {'pairs' if text_pairs else 'texts'} of {args.data}")
     print()
     print(validation_markdown(metrics))
-    explanations = get_explainer(f"diffmask-{probes.variant}", classifier, source=source).explain(texts, text_pairs)
     print()
-    print(class_separation(explanations))
+    print(class_separation(metrics, classifier.labels))
     if text_pairs:
+        explainer = get_explainer(f"diffmask-{probes.variant}", classifier, source=source)
         print()
-        print(pair_keep_rates(explanations))
+        print(pair_keep_rates(explainer.explain(texts, text_pairs)))
     if args.seeds:
         runs = [probes, *(load_diffmask(path, classifier) for path in args.seeds)]
         spread = keep_spread(runs, classifier, loader)
@@ -83,29 +84,20 @@ def main() -> None:
     if args.record:
         # The training run's step and command stay; the measurements are replaced by these.
         recorded = json.loads((source / METRICS).read_text()) if (source / METRICS).is_file() else {}
-        keep = {key: recorded[key] for key in ("step", "args", "aims", "init") if key in recorded}
+        keep = {key: recorded[key] for key in RUN_RECORD if key in recorded}
         (source / METRICS).write_text(json.dumps({**metrics, **keep}, indent=2) + "\n")
         print(f"recorded in {source / METRICS} and {write_card(source)}")
 
 
-def class_separation(explanations: list[Explanation]) -> str:
-    """A Markdown table, the leakage check per text: per hook point, how well a text's keep rate (its gated
-    tokens' mean keep probability) tells which class was predicted, as the AUC of the rate for the first
-    label (in sorted order) against the others (0.5: not at all; 0 or 1: completely)."""
-    labels = sorted({e.label for e in explanations})
-    if len(labels) < 2:
-        return f"Leakage: every text was predicted {labels[0]}, so there is no class to tell apart"
-    rates = torch.stack([
-        torch.tensor(e.layer_scores)[:, [i for i, offset in enumerate(e.offsets) if offset is not None]].mean(1)
-        for e in explanations
-    ])  # fmt: skip
-    first = torch.tensor([e.label == labels[0] for e in explanations])
+def class_separation(metrics: dict, labels: list[str]) -> str:
+    """A Markdown table of the validation's per-text leakage check (``l0_class_auc``): per hook point, how well
+    a text's keep rate tells which class was predicted."""
+    if metrics["l0_class_auc"] is None:
+        return "Leakage: every text was predicted the same class, so there is no class to tell apart"
     lines = [f"Leakage: a text's keep rate against the predicted class, AUC ({labels[0]} above the rest)", "",
              "| hook point | AUC |", "|---|---:|"]  # fmt: skip
-    for name, rate in zip(explanations[0].details["layer_names"], rates.T):
-        above = rate[first].view(-1, 1) - rate[~first].view(1, -1)
-        auc = (above > 0).float().mean() + 0.5 * (above == 0).float().mean()
-        lines.append(f"| {name} | {auc.item():.3f} |")
+    names = point_names(len(metrics["l0_class_auc"]))
+    lines += [f"| {name} | {auc:.3f} |" for name, auc in zip(names, metrics["l0_class_auc"])]
     return "\n".join(lines)
 
 

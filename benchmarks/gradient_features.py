@@ -40,18 +40,23 @@ FEATURE_SETS = {
 """Rows: the Gauss-Legendre nodes (0-based indices of the 20-point rule) whose estimates are features."""
 
 
+def per_text_mean(values: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` ``(tokens, ...)`` over each text's tokens, one row per text."""
+    count = torch.zeros(int(text.max()) + 1, dtype=values.dtype).index_add_(
+        0, text, torch.ones_like(text, dtype=values.dtype)
+    )
+    sums = torch.zeros(len(count), *values.shape[1:], dtype=values.dtype).index_add_(0, text, values)
+    return sums / count.view(-1, *[1] * (values.dim() - 1))
+
+
 def centred(values: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     """``values`` ``(tokens, k)`` minus their mean over each text's tokens."""
-    count = torch.zeros(int(text.max()) + 1).index_add_(0, text, torch.ones(len(text)))
-    sums = torch.zeros(len(count), values.shape[1], dtype=values.dtype).index_add_(0, text, values)
-    return values - (sums / count.unsqueeze(1))[text]
+    return values - per_text_mean(values, text)[text]
 
 
 def per_text_mse(scores: torch.Tensor, targets: torch.Tensor, text: torch.Tensor) -> float:
     """The convergence benchmark's measure: per text the mean squared error over real tokens, then the mean."""
-    count = torch.zeros(int(text.max()) + 1).index_add_(0, text, torch.ones(len(text)))
-    errors = torch.zeros(len(count)).index_add_(0, text, (scores - targets) ** 2)
-    return (errors / count).mean().item()
+    return per_text_mean((scores - targets) ** 2, text).mean().item()
 
 
 def token_features(classifier, explainer, totals, batches) -> dict[str, torch.Tensor]:

@@ -258,7 +258,7 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
         "step": metrics and metrics["step"],
         "latest": bool(metrics and metrics.get("args", {}).get("export_latest")),
         # Set when a resumed run changed --aim: the command below shows only the last.
-        "aims": ", ".join(f"{aim:g} from step {start:,}" for start, aim in aims) if len(aims) > 1 else "",
+        "aims": _aims_text(aims),
         "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])
         if metrics and "args" in metrics
         else "(not recorded)",
@@ -268,14 +268,18 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
     return context, results, {"tags": ["diffmask", f"diffmask-{variant}"]}
 
 
+def _aims_text(aims: list[list]) -> str:
+    """The ``--aim`` values a run held and from which step, when it changed them (else empty)."""
+    return ", ".join(f"{aim:g} from step {start:,}" for start, aim in aims) if len(aims) > 1 else ""
+
+
 def _diffmask_start(init: dict | None) -> dict[str, str] | None:
     """The probes a run started from (``--init``), as their own metrics recorded them: step, aims, command."""
     if not init or "args" not in init:
         return None
-    aims = init.get("aims", [])
     return {
         "step": f"{init['step']:,}" if "step" in init else "?",
-        "aims": ", ".join(f"{aim:g} from step {start:,}" for start, aim in aims) if len(aims) > 1 else "",
+        "aims": _aims_text(init.get("aims", [])),
         "command": command_line(TRAINING_SCRIPTS["diffmask"], init["args"]),
     }
 

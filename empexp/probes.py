@@ -52,6 +52,9 @@ Variant = Literal["input", "hidden"]
 VARIANTS = ("input", "hidden")
 METRICS = "diffmask_metrics.json"
 """Validation metrics the training script writes beside the weights."""
+RUN_RECORD = ("step", "args", "aims", "init")
+"""What a training run records in :data:`METRICS` besides validation: the step kept, its arguments, the aims
+it held, and the same record of the probes it started from (``--init``)."""
 TEMPERATURE = 0.2
 STRETCH = (-0.2, 1.0)
 """The interval ``(l, r)`` a binary concrete sample is stretched to before clamping to ``[0, 1]``."""
@@ -471,7 +474,9 @@ def validation(
     """:func:`summary` of the probes over ``batches``, and the label-leakage check.
 
     ``l0_by_class[c][p]`` is the mean keep probability at point ``p`` over texts predicted as class
-    ``c``: probes that encode the prediction in how much they keep show different rows.
+    ``c``: probes that encode the prediction in how much they keep show different rows. Per text,
+    ``l0_class_auc[p]`` is how well a text's keep rate at point ``p`` tells class 0 from the others: the AUC
+    (0.5: not at all; 0 or 1: completely), ``None`` when only one class is predicted.
     ``gather`` collects each batch's values from all processes (``accelerator.gather_for_metrics``).
     """
     rows: dict[str, list[torch.Tensor]] = {key: [] for key in (*MEASURES, "predicted")}
@@ -485,7 +490,12 @@ def validation(
         [round(x, 6) for x in values["l0"][predicted == c].mean(0).tolist()] if (predicted == c).any() else None
         for c in range(len(classifier.labels))
     ]
-    return {**summary(values), "l0_by_class": by_class, "texts": len(predicted)}
+    first, rest = values["l0"][predicted == 0], values["l0"][predicted != 0]
+    auc = None
+    if len(first) and len(rest):
+        above = first.unsqueeze(1) - rest.unsqueeze(0)  # (first texts, other texts, points)
+        auc = [round(x, 6) for x in ((above > 0).float() + 0.5 * (above == 0).float()).mean((0, 1)).tolist()]
+    return {**summary(values), "l0_by_class": by_class, "l0_class_auc": auc, "texts": len(predicted)}
 
 
 @torch.no_grad()

@@ -37,6 +37,7 @@ from empexp.classifier import load_classifier
 from empexp.data import read_instances, select_texts
 from empexp.probes import (
     METRICS,
+    RUN_RECORD,
     VARIANTS,
     DiffMaskModel,
     ProbeOptimisers,
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics = {**state["best"], "args": jsonable(args), "aims": held}
         started = args.init and read_json(args.init / METRICS)
         if started:  # how the probes it started from were trained, so the card can say both stages
-            metrics["init"] = {key: started[key] for key in ("step", "args", "aims") if key in started}
+            metrics["init"] = {key: started[key] for key in RUN_RECORD if key in started}
         (args.output_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"kept step {state['best']['step']}; exported to {args.output_dir}")
