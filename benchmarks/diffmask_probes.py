@@ -90,14 +90,15 @@ def main() -> None:
 
 
 def class_separation(metrics: dict, labels: list[str]) -> str:
-    """A Markdown table of the validation's per-text leakage check (``l0_class_auc``): per hook point, how well
-    a text's keep rate tells which class was predicted."""
+    """A Markdown table of the validation's per-text leakage check: per hook point, how well a text's keep rate
+    (``l0_class_auc``) and the fraction of its tokens kept (``kept_class_auc``) tell which class was predicted."""
     if metrics["l0_class_auc"] is None:
         return "Leakage: every text was predicted the same class, so there is no class to tell apart"
-    lines = [f"Leakage: a text's keep rate against the predicted class, AUC ({labels[0]} above the rest)", "",
-             "| hook point | AUC |", "|---|---:|"]  # fmt: skip
+    lines = [f"Leakage: per text, against the predicted class, AUC ({labels[0]} above the rest)", "",
+             "| hook point | keep rate | fraction kept |", "|---|---:|---:|"]  # fmt: skip
     names = point_names(len(metrics["l0_class_auc"]))
-    lines += [f"| {name} | {auc:.3f} |" for name, auc in zip(names, metrics["l0_class_auc"])]
+    rows = zip(names, metrics["l0_class_auc"], metrics["kept_class_auc"])
+    lines += [f"| {name} | {rate:.3f} | {kept:.3f} |" for name, rate, kept in rows]
     return "\n".join(lines)
 
 

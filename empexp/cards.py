@@ -262,7 +262,7 @@ def _diffmask_context(folder: Path, config: dict, dataset: str, classifier: str 
         "command": command_line(TRAINING_SCRIPTS["diffmask"], metrics["args"])
         if metrics and "args" in metrics
         else "(not recorded)",
-        "init": _diffmask_start(metrics.get("init")) if metrics else None,
+        "starts": _diffmask_starts(metrics.get("init")) if metrics else [],
         **_explained(config, classifier),
     }
     return context, results, {"tags": ["diffmask", f"diffmask-{variant}"]}
@@ -273,15 +273,20 @@ def _aims_text(aims: list[list]) -> str:
     return ", ".join(f"{aim:g} from step {start:,}" for start, aim in aims) if len(aims) > 1 else ""
 
 
-def _diffmask_start(init: dict | None) -> dict[str, str] | None:
-    """The probes a run started from (``--init``), as their own metrics recorded them: step, aims, command."""
-    if not init or "args" not in init:
-        return None
-    return {
-        "step": f"{init['step']:,}" if "step" in init else "?",
-        "aims": _aims_text(init.get("aims", [])),
-        "command": command_line(TRAINING_SCRIPTS["diffmask"], init["args"]),
-    }
+def _diffmask_starts(init: dict | None) -> list[dict[str, str]]:
+    """The probes a run started from (``--init``), and those they started from in turn, latest first, as
+    their own metrics recorded them: step, aims, command."""
+    starts = []
+    while init and "args" in init:
+        starts.append(
+            {
+                "step": f"{init['step']:,}" if "step" in init else "?",
+                "aims": _aims_text(init.get("aims", [])),
+                "command": command_line(TRAINING_SCRIPTS["diffmask"], init["args"]),
+            }
+        )
+        init = init.get("init")
+    return starts
 
 
 _CONTEXTS = {

@@ -112,24 +112,26 @@ def ig_node_estimates(
 
 
 def sv_permutation_estimates(
-    classifier: Classifier, batch: Batch, targets: torch.Tensor, permutations: torch.Tensor
+    classifier: Classifier, batch: Batch, targets: torch.Tensor, permutations: Sequence[torch.Tensor]
 ) -> torch.Tensor:
     """``(batch, tokens)`` averages of the marginal contributions along ``permutations``.
 
-    ``permutations`` ``(batch, k, n)`` orders each text's ``n`` real (non-special) tokens by their rank
-    among them; every text of the batch must have ``n`` real tokens. Each permutation costs ``n + 1``
+    ``permutations[i]`` ``(k, n_i)`` orders text ``i``'s ``n_i`` real (non-special) tokens by their rank
+    among them (a ``(batch, k, n)`` tensor when every text has ``n``). Each permutation costs ``n_i + 1``
     passes (the prefixes of the order, from the baseline to the input), run as one batch per text.
     """
     special = batch.special_tokens_mask
     pad = classifier.tokenizer.pad_token_id
-    rows, draws, n = permutations.shape
     real_positions = [torch.nonzero(~row).squeeze(-1) for row in special]
-    if any(len(p) != n for p in real_positions):
-        raise ValueError("every text of the batch needs as many real tokens as the permutations order")
+    if len(permutations) != len(real_positions) or any(
+        order.shape[-1] != len(p) for order, p in zip(permutations, real_positions)
+    ):
+        raise ValueError("every text of the batch needs as many real tokens as its permutations order")
     scores = torch.zeros(special.shape, dtype=torch.float32, device=special.device)
     model_inputs = classifier.model_inputs(batch)
-    for row in range(rows):
-        positions = real_positions[row][permutations[row]]  # (k, n): token positions in order of arrival
+    for row, orders in enumerate(permutations):
+        draws, n = orders.shape
+        positions = real_positions[row][orders.to(special.device)]  # (k, n): token positions in order of arrival
         # Prefix j of a permutation holds its first j tokens; every other real token is the pad token.
         arrived = torch.zeros(draws, n + 1, special.shape[1], dtype=torch.bool, device=special.device)
         for j in range(1, n + 1):
@@ -159,3 +161,11 @@ def draw_permutations(
     if antithetic:
         orders = torch.stack([orders, orders.flip(-1)], dim=2).view(rows, 2 * fresh, n)
     return orders[:, :draws]
+
+
+def draw_text_permutations(
+    batch: Batch, draws: int, *, antithetic: bool = True, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
+    """Per text of ``batch``, ``(draws, n_i)`` orders of its ``n_i`` real tokens (see :func:`draw_permutations`)."""
+    counts = (~batch.special_tokens_mask).sum(-1).tolist()
+    return [draw_permutations(1, n, draws, antithetic=antithetic, generator=generator)[0] for n in counts]

@@ -26,8 +26,9 @@ masked model starts equal to the original); Hard Concrete with temperature 0.2 a
 take gradient-ascent steps with RMSprop wrapped in Lookahead (k = 6, alpha = 0.5) and are clipped to
 ``[0, 200]``; each step trains the probe(s) and the multiplier of one sampled point only. Differences:
 one baseline vector per hook point instead of one per position (any length works), special tokens
-([CLS], [SEP]) are not gated unless ``gate_special`` (the paper gates them), and torch's RMSprop for
-the probes without Lookahead.
+([CLS], [SEP]) are not gated unless ``gate_special`` (the paper gates them), torch's RMSprop for
+the probes without Lookahead, and an optional penalty on keep rates that tell the predicted class
+(``leakage``, off by default).
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ class Gates(nn.Module):
             always masks there).
         aim: the KL the multipliers hold the masked prediction at in training (default: ``margin``).
             Below the margin, the checkpoint rule's confidence bound (:func:`better`) can be met.
+        leakage: weight of a penalty on how much a text's keep rate tells its predicted class (default 0:
+            the paper's objective; see :meth:`lagrangian`).
         probe_size: width of each probe's hidden layer.
         gate_special: gate special tokens too (only padding is never gated).
     """
@@ -170,6 +173,7 @@ class Gates(nn.Module):
         probe_size: int,
         gate_special: bool = False,
         aim: float | None = None,
+        leakage: float = 0.0,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -177,6 +181,7 @@ class Gates(nn.Module):
         self.variant = variant
         self.margin = margin
         self.aim = margin if aim is None else aim
+        self.leakage = leakage
         self.gate_special = gate_special
         inputs = [sizes[0] + size for size in sizes] if variant == "input" else list(sizes)
         self.probes = nn.ModuleList(Probe(size, probe_size) for size in inputs)
@@ -244,7 +249,10 @@ class Gates(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """``mean(log E[L0] + multiplier * (KL - aim))`` at ``point`` for one batch, and its parts.
 
-        Gates are sampled; only the probes and the multiplier that ``point`` uses enter the graph.
+        Gates are sampled; only the probes and the multiplier that ``point`` uses enter the graph. With
+        ``leakage``, plus ``leakage`` times the variance across predicted classes of the log of each class's
+        mean keep rate in the batch: a mask whose size tells the prediction is penalised (the paper has no
+        such term; a baseline that pulls towards one class makes closing gates cheaper for that class).
         """
         logits = self.gate_logits(states, self.used_points(point))
         gates = self.gates(logits, ungated, sample=True)[..., -1]
@@ -255,8 +263,13 @@ class Gates(nn.Module):
         log_l0 = (log_keep * gated).sum(-1) / count
         multiplier = self.multipliers[point]
         loss = (log_l0 + multiplier * (kl - self.aim)).mean()
-        l0 = ((log_keep.exp() * gated).sum(-1) / count).mean()
-        return loss, {"kl": kl.mean().item(), "l0": l0.item(), "multiplier": multiplier.item()}
+        keep_rates = (log_keep.exp() * gated).sum(-1) / count
+        parts = {"kl": kl.mean().item(), "l0": keep_rates.mean().item(), "multiplier": multiplier.item()}
+        if self.leakage:
+            leak = class_spread(keep_rates, original.argmax(-1))
+            loss = loss + self.leakage * leak
+            parts["leakage"] = leak.item()
+        return loss, parts
 
     def prediction_pass(self, model, batch) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, RunMasked]:
         """The model's logits and hook-point states for ``batch`` (no gradients), where no gate applies,
@@ -386,6 +399,12 @@ def summary(values: dict[str, torch.Tensor]) -> dict[str, list[float]]:
     return {**means, "sampled_kl_se": [round(x, 6) for x in se.tolist()]}
 
 
+def class_spread(keep_rates: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """The variance across the predicted classes present of the log of each class's mean keep rate (0 with one)."""
+    logs = torch.stack([keep_rates[predicted == c].mean().log() for c in predicted.unique()])
+    return logs.var(unbiased=False)
+
+
 def kl_divergence(original: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """``KL(softmax(original) || softmax(masked))`` per row."""
     return F.kl_div(masked.log_softmax(-1), original.log_softmax(-1), log_target=True, reduction="none").sum(-1)
@@ -406,6 +425,7 @@ class DiffMaskModel(
         margin: the KL divergence allowed between the original and the masked prediction.
         gate_special: gate [CLS]/[SEP] too, as the paper does (default: they are always kept).
         aim: the KL training holds the masked prediction at (default: ``margin``; see :class:`Gates`).
+        leakage: weight of the training penalty on keep rates that tell the predicted class (see :class:`Gates`).
 
     Raises:
         ModelLoadError: ``classifier`` is not the one in ``explains``.
@@ -421,6 +441,7 @@ class DiffMaskModel(
         margin: float = 0.1,
         gate_special: bool = False,
         aim: float | None = None,
+        leakage: float = 0.0,
     ):
         check_identity(explains, classifier)
         model = classifier.model
@@ -439,6 +460,7 @@ class DiffMaskModel(
             probe_size=max(1, model.config.hidden_size // 4),
             gate_special=gate_special,
             aim=aim,
+            leakage=leakage,
         )
         self.explains = explains
         self.to(classifier.device)
@@ -476,7 +498,8 @@ def validation(
     ``l0_by_class[c][p]`` is the mean keep probability at point ``p`` over texts predicted as class
     ``c``: probes that encode the prediction in how much they keep show different rows. Per text,
     ``l0_class_auc[p]`` is how well a text's keep rate at point ``p`` tells class 0 from the others: the AUC
-    (0.5: not at all; 0 or 1: completely), ``None`` when only one class is predicted.
+    (0.5: not at all; 0 or 1: completely), ``None`` when only one class is predicted; ``kept_class_auc``
+    the same for the fraction of tokens the deterministic gates keep (what an explanation shows).
     ``gather`` collects each batch's values from all processes (``accelerator.gather_for_metrics``).
     """
     rows: dict[str, list[torch.Tensor]] = {key: [] for key in (*MEASURES, "predicted")}
@@ -490,15 +513,25 @@ def validation(
         [round(x, 6) for x in values["l0"][predicted == c].mean(0).tolist()] if (predicted == c).any() else None
         for c in range(len(classifier.labels))
     ]
-    first, rest = values["l0"][predicted == 0], values["l0"][predicted != 0]
-    auc = None
-    if len(first) and len(rest):
-        above = first.unsqueeze(1) - rest.unsqueeze(0)  # (first texts, other texts, points)
-        auc = [round(x, 6) for x in ((above > 0).float() + 0.5 * (above == 0).float()).mean((0, 1)).tolist()]
-    return {**summary(values), "l0_by_class": by_class, "l0_class_auc": auc, "texts": len(predicted)}
+    return {
+        **summary(values),
+        "l0_by_class": by_class,
+        "l0_class_auc": class_auc(values["l0"], predicted),
+        "kept_class_auc": class_auc(values["kept"], predicted),
+        "texts": len(predicted),
+    }
 
 
-@torch.no_grad()
+def class_auc(values: torch.Tensor, predicted: torch.Tensor) -> list[float] | None:
+    """Per point, the AUC with which ``values`` ``(texts, points)`` tell texts predicted as class 0 (ranked
+    above) from the others; ``None`` when only one side has texts."""
+    first, rest = values[predicted == 0], values[predicted != 0]
+    if not len(first) or not len(rest):
+        return None
+    above = first.unsqueeze(1) - rest.unsqueeze(0)  # (first texts, other texts, points)
+    return [round(x, 6) for x in ((above > 0).float() + 0.5 * (above == 0).float()).mean((0, 1)).tolist()]
+
+
 def keep_spread(runs: Sequence[DiffMaskModel], classifier: Classifier, batches: Iterable[Batch]) -> list[float]:
     """Per hook point, the standard deviation of a token's keep probability across ``runs`` (probes of
     one variant trained with different seeds), averaged over the gated tokens of ``batches``.

@@ -1,5 +1,7 @@
 """DiffMask: Hard Concrete statistics, hook points on four architectures, masking, Hub layout, toy ground truth."""
 
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,8 @@ from empexp.probes import (
     HardConcrete,
     LookaheadRMSprop,
     better,
+    class_auc,
+    class_spread,
     keep_spread,
     load_diffmask,
     probe_optimisers,
@@ -112,6 +116,35 @@ def test_multipliers_aim_below_the_margin_when_asked(bert):
     bert.model.requires_grad_(True)
 
 
+def test_leakage_penalty_is_zero_for_equal_class_keep_rates_and_pulls_the_classes_together(bert):
+    predicted = torch.tensor([0, 0, 1, 1])
+    assert class_spread(torch.tensor([0.1, 0.3, 0.2, 0.2]), predicted) == pytest.approx(0.0, abs=1e-7)
+    assert class_spread(torch.tensor([0.2, 0.2, 0.1, 0.1]), predicted) == pytest.approx((math.log(2.0) / 2) ** 2)
+    assert class_spread(torch.tensor([0.2, 0.1]), torch.tensor([1, 1])) == 0.0
+    bert.model.requires_grad_(False)
+    batch = bert.collate(bert.encode(SENTENCES))
+    plain = DiffMaskModel(bert, explains=bert.identity(), variant="hidden")
+    penalised = DiffMaskModel(bert, explains=bert.identity(), variant="hidden", leakage=4.0)
+    penalised.load_state_dict(plain.state_dict())
+    with torch.no_grad():  # keep rates that differ from text to text, so that classes can differ too
+        for probes in (plain, penalised):
+            probes.probes[2].bias.fill_(-0.5)
+    torch.manual_seed(0)
+    loss, parts = plain(bert, batch, point=2)
+    torch.manual_seed(0)
+    penalised_loss, penalised_parts = penalised(bert, batch, point=2)
+    assert "leakage" not in parts
+    assert penalised_loss.item() == pytest.approx(loss.item() + 4.0 * penalised_parts["leakage"], abs=1e-5)
+    bert.model.requires_grad_(True)
+
+
+def test_class_auc_tells_how_well_values_separate_class_0_from_the_rest():
+    values = torch.tensor([[0.9, 0.5], [0.8, 0.5], [0.1, 0.5], [0.2, 0.5]])
+    assert class_auc(values, torch.tensor([0, 0, 1, 2])) == [1.0, 0.5]
+    assert class_auc(values, torch.tensor([2, 2, 0, 0])) == [0.0, 0.5]
+    assert class_auc(values, torch.tensor([1, 1, 1, 1])) is None
+
+
 def test_keep_spread_across_runs_is_zero_for_equal_probes_and_seen_only_where_they_differ(bert):
     batches = [bert.collate(bert.encode(SENTENCES))]
     first = DiffMaskModel(bert, explains=bert.identity(), variant="hidden")
@@ -127,6 +160,9 @@ def test_keep_spread_across_runs_is_zero_for_equal_probes_and_seen_only_where_th
 def test_a_step_moves_only_what_the_sampled_point_uses(bert, variant):
     bert.model.requires_grad_(False)
     probes = DiffMaskModel(bert, explains=bert.identity(), variant=variant)
+    with torch.no_grad():  # half-open gates: with all gates open, as they start, no gradient reaches a baseline
+        for probe in probes.probes:
+            probe.bias.zero_()
     optimisers = probe_optimisers(probes, lr=1e-3, baseline_lr=1e-3, multiplier_lr=0.3, warmup_steps=1)
     before = {name: p.detach().clone() for name, p in probes.named_parameters()}
     batch = bert.collate(bert.encode(SENTENCES))

@@ -10,6 +10,7 @@ from empexp import get_explainer
 from empexp.estimators import (
     draw_nodes,
     draw_permutations,
+    draw_text_permutations,
     gauss_legendre,
     ig_node_estimates,
     sv_permutation_estimates,
@@ -118,3 +119,17 @@ def test_permutations_must_fit_every_text_of_the_batch(bert):
     batch = bert.collate(bert.encode(["the movie was great", "awful"]))
     with pytest.raises(ValueError, match="as many real tokens"):
         sv_permutation_estimates(bert, batch, torch.tensor([0, 0]), draw_permutations(2, 4, 1))
+
+
+def test_texts_of_different_lengths_get_their_own_permutations_in_one_batch(bert):
+    texts = ["the movie was great", "awful", "a long and winding but rewarding story"]
+    batch = bert.collate(bert.encode(texts))
+    targets = bert.logits(batch).argmax(-1)
+    orders = draw_text_permutations(batch, 2, generator=torch.Generator().manual_seed(0))
+    assert [o.shape for o in orders] == [(2, int(n)) for n in (~batch.special_tokens_mask).sum(-1)]
+    together = sv_permutation_estimates(bert, batch, targets, orders)
+    for i, text in enumerate(texts):
+        alone, _ = _one(bert, text)
+        expected = sv_permutation_estimates(bert, alone, targets[i : i + 1], orders[i].unsqueeze(0))[0]
+        assert torch.allclose(together[i, : len(expected)], expected, atol=1e-5)
+        assert not together[i, len(expected) :].any()  # padding gets no score

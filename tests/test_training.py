@@ -68,7 +68,7 @@ def test_resume_after_kill_matches_uninterrupted_run(bert_path, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("labels", ["targets", "on the fly"])
+@pytest.mark.parametrize("labels", ["targets", "ig", "sv"])
 def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(f"{t} {w}" for t in SENTENCES for w in ("indeed", "really", "truly")) + "\n")
@@ -76,18 +76,21 @@ def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
     held_out.write_text("\n".join(texts.read_text().splitlines()[:3]) + "\n")
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     targets = tmp_path / "targets"
+    method = "sv" if labels == "sv" else "ig"
     subprocess.run([sys.executable, str(SCRIPT.parent / "generate_targets.py"), "--model", str(bert_path),
-                    "--data", str(texts if labels == "targets" else held_out), "--method", "ig", "--samples", "20",
+                    "--data", str(texts if labels == "targets" else held_out), "--method", method, "--samples", "20",
                     "--output-dir", str(targets)], check=True, env=env, capture_output=True)  # fmt: skip
     if labels == "targets":  # a second folder of long texts: training reads several
         subprocess.run([sys.executable, str(SCRIPT.parent / "generate_targets.py"), "--model", str(bert_path),
                         "--data", str(texts), "--method", "ig", "--samples", "20", "--limit", "0",
                         "--pseudo-documents", "1", "--output-dir", str(tmp_path / "long")],
                        check=True, env=env, capture_output=True)  # fmt: skip
-    # On the fly: every step draws two Gauss-Legendre nodes per text; validation on the held-out targets.
-    # From targets, the explainer is a branch: a copy of the last layer only.
+    # On the fly: every step draws two Gauss-Legendre nodes (IG) or a permutation and its reverse (SV) per
+    # text, texts of different lengths together; validation on the held-out targets. From targets, the
+    # explainer is a branch: a copy of the last layer only.
     source = ["--targets", str(targets), str(tmp_path / "long"), "--branch", "1"] if labels == "targets" else [
-        "--data", str(texts), "--val-targets", str(targets), "--nodes", "2", "--pseudo-documents", "2"]  # fmt: skip
+        "--data", str(texts), "--val-targets", str(targets), "--nodes", "2", "--permutations", "2",
+        "--pseudo-documents", "2"]  # fmt: skip
 
     def command(run_dir: Path) -> list[str]:
         return [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path), *source,
@@ -180,7 +183,17 @@ def test_diffmask_training_from_probes_trains_only_the_points_asked(bert_path, t
     started = json.loads((tmp_path / "point-1" / "diffmask_metrics.json").read_text())["init"]
     assert started["step"] == 3 and started["args"]["output_dir"] == str(tmp_path / "start")
     card = (tmp_path / "point-1" / "README.md").read_text()
-    assert "It started from probes (`--init`) trained first with the command below (kept at step 3)" in card
+    assert "It started from probes (`--init`) trained with the command below (kept at step 3)" in card
+    # A third stage: the card names both stages before it, latest first.
+    assert train("point-2", "--variant", "hidden", "--steps", "3", "--init", str(tmp_path / "point-1"),
+                 "--points", "2", "--leakage", "1").returncode == 0  # fmt: skip
+    card = (tmp_path / "point-2" / "README.md").read_text()
+    assert (
+        card.index("--points 1")
+        < card.index("Those started from probes")
+        < card.index("--output-dir " + str(tmp_path / "start"))
+    )
+    assert "--leakage 1" in card
     wrong = train("wrong", "--variant", "input", "--steps", "1", "--init", str(tmp_path / "start"))
     assert wrong.returncode != 0 and "holds hidden probes, not input ones" in wrong.stderr
     outside = train("outside", "--variant", "hidden", "--steps", "1", "--points", "9")

@@ -75,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the KL the multipliers hold the masked prediction at (default: --margin); below it, the checkpoint "
         "rule (sampled KL's mean + 2 SE within the margin at every point) can select",
     )
+    parser.add_argument(
+        "--leakage",
+        type=float,
+        default=0.0,
+        help="weight of a penalty on keep rates that tell the predicted class (default 0: the paper's objective)",
+    )
     parser.add_argument("--gate-special", action="store_true", help="gate [CLS]/[SEP] too, as the paper does")
     parser.add_argument("--steps", type=int, default=30000)
     parser.add_argument(
@@ -173,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         margin=args.margin,
         gate_special=args.gate_special,
         aim=args.aim,
+        leakage=args.leakage,
     )
     points = args.points or list(range(model.points))
     if not set(points) <= set(range(model.points)):

@@ -4,6 +4,8 @@
         --variant encoder --output-dir empexp/default/empirical-ig
     accelerate launch training/train_empirical.py --data ../shared/data/sst2/train.tsv --nodes 1 \
         --pseudo-documents 5000 --val-targets runs/targets/ig-val --output-dir my-empirical-ig
+    accelerate launch training/train_empirical.py --data ../shared/data/sst2/train.tsv --permutations 2 \
+        --val-targets runs/targets/sv-val --output-dir my-empirical-sv
 
 ``--variant encoder``: a LoRA-adapted copy of the classifier's encoder plus a per-token head (one extra
 pass per explanation); with ``--branch k`` only layers k+1..L are copied and continue from the
@@ -12,9 +14,10 @@ classifier's own hidden states (no extra pass).
 
 With ``--targets`` (one folder or several, e.g. sentences and long pseudo-documents) a seeded split
 holds out ``--val-fraction`` of the targets for validation. With
-``--data`` every step labels its batch afresh with a cheap unbiased estimate of IG with 20
-Gauss-Legendre steps (``--nodes`` nodes drawn by their weights, ``empexp.estimators``): stochastic
-amortization, no target files, new noise every epoch; ``--pseudo-documents N`` adds N long texts (training
+``--data`` every step labels its batch afresh with a cheap unbiased estimate of what ``--val-targets``
+hold (``empexp.estimators``): for IG with 20 Gauss-Legendre steps, ``--nodes`` nodes drawn by their
+weights; for SV, ``--permutations`` random orders, every second one the previous reversed. Stochastic
+amortization: no target files, new noise every epoch; ``--pseudo-documents N`` adds N long texts (training
 texts joined) so that length is not out of distribution; validation is on the exact targets of
 ``--val-targets`` (texts found there are left out of training). Validation MSE is measured every
 ``--eval-every`` steps, the best model is exported, and training stops after ``--patience``
@@ -45,7 +48,7 @@ from empexp.artefact import WEIGHTS_NAME
 from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import Batch, Classifier
 from empexp.data import pseudo_documents, read_texts
-from empexp.estimators import draw_nodes, ig_node_estimates
+from empexp.estimators import draw_nodes, draw_text_permutations, ig_node_estimates, sv_permutation_estimates
 from empexp.imitator import EmpiricalModel, ScoreTotals, target_mse
 from empexp.targets import TargetBatch, collate_targets, load_targets
 from empexp.training import (
@@ -64,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--targets", type=Path, nargs="+", help="finished target folders (same classifier and method)")
     source.add_argument("--data", type=Path, help="texts labelled on the fly with one-node IG estimates")
-    parser.add_argument("--nodes", type=int, default=1, help="with --data: Gauss-Legendre nodes per text and step")
+    parser.add_argument("--nodes", type=int, default=1, help="with --data, for IG: Gauss-Legendre nodes per text")
+    parser.add_argument("--permutations", type=int, default=2, help="with --data, for SV: permutations per text")
     parser.add_argument("--val-targets", type=Path, help="with --data: a finished target folder to validate on")
     parser.add_argument("--pseudo-documents", type=int, default=0, help="with --data: long texts added")
     parser.add_argument(
@@ -136,15 +140,19 @@ def start_from(model: EmpiricalModel, folder: Path, accelerator: Accelerator) ->
     model.load_state_dict(weights, strict=False)
 
 
-def label_on_the_fly(classifier: Classifier, batch: Batch, nodes: int) -> TargetBatch:
-    """A text batch with what a target batch holds: the prediction, and one-node IG estimates as attributions.
+def label_on_the_fly(classifier: Classifier, batch: Batch, method: str, draws: int) -> TargetBatch:
+    """A text batch with what a target batch holds: the prediction, and as attributions unbiased estimates of
+    ``method`` (``"ig"``: ``draws`` Gauss-Legendre nodes; ``"sv"``: ``draws`` permutations).
 
-    The nodes come from torch's global generator, which the training loop seeds per step.
+    The draws come from torch's global generator, which the training loop seeds per step.
     """
     logits = classifier.logits(batch)
     predicted = logits.argmax(-1)
-    drawn = draw_nodes(len(predicted), nodes).to(predicted.device)
-    attributions = ig_node_estimates(classifier, batch, predicted, drawn)
+    if method == "ig":
+        drawn = draw_nodes(len(predicted), draws).to(predicted.device)
+        attributions = ig_node_estimates(classifier, batch, predicted, drawn)
+    else:
+        attributions = sv_permutation_estimates(classifier, batch, predicted, draw_text_permutations(batch, draws))
     return TargetBatch(**batch.tensors(), predicted=predicted, logits=logits.float(), attributions=attributions)
 
 
@@ -181,13 +189,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.val_targets is None:
             raise SystemExit("--data needs --val-targets: exact targets to validate on")
         val_set, metadata = load_targets(args.val_targets)
-        if metadata["explainer"]["method"] != "ig":
-            raise SystemExit("labels drawn on the fly imitate IG: --val-targets must hold IG targets")
         held_out = {tuple(t.input_ids.tolist()) for t in val_set}
         texts = read_texts(args.data)
         texts += pseudo_documents(texts, args.pseudo_documents, seed=args.seed)
         train_set = [e for e in classifier.encode(texts) if tuple(e.input_ids) not in held_out]
         train_collate = classifier.collate
+        method = metadata["explainer"]["method"]
+        draws = args.nodes if method == "ig" else args.permutations
     adapter = {"r": args.lora_r, "alpha": args.lora_alpha} if args.variant == "encoder" else None
     # Refuses a classifier other than the targets' own.
     model = EmpiricalModel(
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     done = step >= total_steps or state["bad_evals"] >= args.patience
     for batch in batches if not done else ():
         if args.data:
-            batch = label_on_the_fly(classifier, batch, args.nodes)
+            batch = label_on_the_fly(classifier, batch, method, draws)
         loss = target_mse(model, classifier, batch, reads_hidden_states=reads_hidden_states, totals=totals).mean()
         accelerator.backward(loss)
         optimizer.step()
