@@ -91,14 +91,18 @@ def main() -> None:
 
 def class_separation(metrics: dict, labels: list[str]) -> str:
     """A Markdown table of the validation's per-text leakage check: per hook point, how well a text's keep rate
-    (``l0_class_auc``) and the fraction of its tokens kept (``kept_class_auc``) tell which class was predicted."""
+    (``l0_class_auc``) and the fraction of its tokens kept (``kept_class_auc``) tell which class was predicted,
+    and the fraction kept per predicted class (``kept_by_class``)."""
     if metrics["l0_class_auc"] is None:
         return "Leakage: every text was predicted the same class, so there is no class to tell apart"
-    lines = [f"Leakage: per text, against the predicted class, AUC ({labels[0]} above the rest)", "",
-             "| hook point | keep rate | fraction kept |", "|---|---:|---:|"]  # fmt: skip
+    lines = [f"Leakage: per text, against the predicted class: AUC ({labels[0]} above the rest), and the fraction "
+             "kept per predicted class", "", "| hook point | AUC of the keep rate | AUC of the fraction kept | "
+             "fraction kept per predicted class |", "|---|---:|---:|---:|"]  # fmt: skip
     names = point_names(len(metrics["l0_class_auc"]))
-    rows = zip(names, metrics["l0_class_auc"], metrics["kept_class_auc"])
-    lines += [f"| {name} | {rate:.3f} | {kept:.3f} |" for name, rate, kept in rows]
+    by_class = zip(*(row or [float("nan")] * len(names) for row in metrics["kept_by_class"]))
+    rows = zip(names, metrics["l0_class_auc"], metrics["kept_class_auc"], by_class)
+    lines += [f"| {name} | {rate:.3f} | {kept:.3f} | {' / '.join(f'{v:.3f}' for v in means)} |"
+              for name, rate, kept, means in rows]  # fmt: skip
     return "\n".join(lines)
 
 

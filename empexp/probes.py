@@ -505,8 +505,9 @@ def validation(
     ``l0_by_class[c][p]`` is the mean keep probability at point ``p`` over texts predicted as class
     ``c``: probes that encode the prediction in how much they keep show different rows. Per text,
     ``l0_class_auc[p]`` is how well a text's keep rate at point ``p`` tells class 0 from the others: the AUC
-    (0.5: not at all; 0 or 1: completely), ``None`` when only one class is predicted; ``kept_class_auc``
-    the same for the fraction of tokens the deterministic gates keep (what an explanation shows).
+    (0.5: not at all; 0 or 1: completely), ``None`` when only one class is predicted. ``kept_by_class`` and
+    ``kept_class_auc``: the same for the fraction of tokens the deterministic gates keep (the number of
+    tokens kept, what the masked model sees).
     ``gather`` collects each batch's values from all processes (``accelerator.gather_for_metrics``).
     """
     rows: dict[str, list[torch.Tensor]] = {key: [] for key in (*MEASURES, "predicted")}
@@ -516,13 +517,17 @@ def validation(
             rows[key].append(gather(results[key]))
     values = {key: torch.cat(v) for key, v in rows.items()}
     predicted = values.pop("predicted")
-    by_class = [
-        [round(x, 6) for x in values["l0"][predicted == c].mean(0).tolist()] if (predicted == c).any() else None
-        for c in range(len(classifier.labels))
-    ]
+
+    def by_class(measure: str) -> list[list[float] | None]:
+        return [
+            [round(x, 6) for x in values[measure][predicted == c].mean(0).tolist()] if (predicted == c).any() else None
+            for c in range(len(classifier.labels))
+        ]
+
     return {
         **summary(values),
-        "l0_by_class": by_class,
+        "l0_by_class": by_class("l0"),
+        "kept_by_class": by_class("kept"),
         "l0_class_auc": class_auc(values["l0"], predicted),
         "kept_class_auc": class_auc(values["kept"], predicted),
         "texts": len(predicted),

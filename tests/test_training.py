@@ -183,7 +183,7 @@ def test_diffmask_training_from_probes_trains_only_the_points_asked(bert_path, t
     started = json.loads((tmp_path / "point-1" / "diffmask_metrics.json").read_text())["init"]
     assert started["step"] == 3 and started["args"]["output_dir"] == str(tmp_path / "start")
     card = (tmp_path / "point-1" / "README.md").read_text()
-    assert "It started from probes (`--init`) trained with the command below (kept at step 3)" in card
+    assert "It started from probes (`--init`) trained with the command\nbelow (kept at step 3)" in card
     # A third stage: the card names both stages before it, latest first.
     assert train("point-2", "--variant", "hidden", "--steps", "3", "--init", str(tmp_path / "point-1"),
                  "--points", "2", "--leakage", "1").returncode == 0  # fmt: skip
