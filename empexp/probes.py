@@ -544,6 +544,7 @@ def class_auc(values: torch.Tensor, predicted: torch.Tensor) -> list[float] | No
     return [round(x, 6) for x in ((above > 0).float() + 0.5 * (above == 0).float()).mean((0, 1)).tolist()]
 
 
+@torch.no_grad()
 def keep_spread(runs: Sequence[DiffMaskModel], classifier: Classifier, batches: Iterable[Batch]) -> list[float]:
     """Per hook point, the standard deviation of a token's keep probability across ``runs`` (probes of
     one variant trained with different seeds), averaged over the gated tokens of ``batches``.
