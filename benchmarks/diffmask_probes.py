@@ -11,7 +11,8 @@
 
 The training script's validation (the same function), so on the same texts the table repeats the
 probes' ``diffmask_metrics.json``. A second table is the leakage check per text: how well a text's keep
-rate at each point tells the predicted class (AUC; 0.5 for a mask that does not encode it). On text pairs
+rate and its fraction of tokens kept at each point tell the predicted class (AUC; 0.5 for a mask that does
+not encode it), and the fraction kept per predicted class. On text pairs
 a third splits each hook point's keep rate by text (first, second) and by word: words that occur in both
 texts of the pair, and words of one text only.
 With ``--seeds``, probes of the same variant trained with other seeds: per hook point, the standard
