@@ -250,9 +250,10 @@ class Gates(nn.Module):
         """``mean(log E[L0] + multiplier * (KL - aim))`` at ``point`` for one batch, and its parts.
 
         Gates are sampled; only the probes and the multiplier that ``point`` uses enter the graph. With
-        ``leakage``, plus ``leakage`` times the variance across predicted classes of the log of each class's
-        mean keep rate (:func:`class_spread`): a mask whose size tells the prediction is penalised (the paper has no
-        such term; a baseline that pulls towards one class makes closing gates cheaper for that class).
+        ``leakage``, plus ``leakage`` times the variance across predicted classes of the log-odds of each
+        class's mean keep rate (:func:`class_spread`): a mask whose size tells the prediction is penalised
+        (the paper has no such term; a baseline that pulls towards one class makes closing gates cheaper
+        for that class).
         """
         logits = self.gate_logits(states, self.used_points(point))
         gates = self.gates(logits, ungated, sample=True)[..., -1]
@@ -400,15 +401,16 @@ def summary(values: dict[str, torch.Tensor]) -> dict[str, list[float]]:
 
 
 def class_spread(keep_rates: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
-    """How far apart the predicted classes' mean keep rates are: the variance across classes of the log of
-    each class's mean, estimated without bias from a batch as the covariance of that across its two halves
+    """How far apart the predicted classes' mean keep rates are: the variance across classes of the log-odds
+    of each class's mean, estimated without bias from a batch as the covariance of that across its two halves
     (the square of one batch's spread would add its sampling noise, which also pulls the classes apart).
+    Log-odds, so that a gap counts as much among gates that are nearly all open as among nearly closed ones.
     0 unless both halves hold texts of at least two classes in common."""
     halves = [(keep_rates[i::2], predicted[i::2]) for i in (0, 1)]
     common = sorted(set(halves[0][1].tolist()) & set(halves[1][1].tolist()))
     if len(common) < 2:
         return keep_rates.sum() * 0.0
-    logs = [torch.stack([rates[labels == c].mean().log() for c in common]) for rates, labels in halves]
+    logs = [torch.stack([rates[labels == c].mean().logit(eps=1e-6) for c in common]) for rates, labels in halves]
     return ((logs[0] - logs[0].mean()) * (logs[1] - logs[1].mean())).mean()
 
 

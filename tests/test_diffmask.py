@@ -119,7 +119,8 @@ def test_multipliers_aim_below_the_margin_when_asked(bert):
 def test_leakage_penalty_is_zero_for_equal_class_keep_rates_and_pulls_the_classes_together(bert):
     predicted = torch.tensor([0, 0, 1, 1])
     assert class_spread(torch.tensor([0.1, 0.1, 0.1, 0.1]), predicted) == pytest.approx(0.0, abs=1e-7)
-    assert class_spread(torch.tensor([0.2, 0.2, 0.1, 0.1]), predicted) == pytest.approx((math.log(2.0) / 2) ** 2)
+    log_odds = math.log(0.2 / 0.8) - math.log(0.1 / 0.9)
+    assert class_spread(torch.tensor([0.2, 0.2, 0.1, 0.1]), predicted) == pytest.approx((log_odds / 2) ** 2)
     # Unbiased: the halves (texts 0, 2 and 1, 3) disagree on which class keeps more, so their spreads cancel.
     assert class_spread(torch.tensor([0.1, 0.3, 0.2, 0.2]), predicted) < 0
     assert class_spread(torch.tensor([0.2, 0.1, 0.3, 0.4]), torch.tensor([1, 1, 0, 0])) > 0

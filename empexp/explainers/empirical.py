@@ -48,7 +48,7 @@ class EmpiricalExplainer(TrainedExplainer):
         method, own_pass = self.model.imitates["method"], self.model.own_pass
         if method != self.imitates or own_pass != self.own_pass:
             right = f"empirical-{method}" + ("" if own_pass else "-head")
-            raise InputError(f"{self.source} is a {right} explainer; use it with method {right!r}, not {self.name!r}")
+            raise InputError(f"{self.source} is an {right} explainer; use it with method {right!r}, not {self.name!r}")
 
     load = staticmethod(load_empirical)
 
