@@ -410,8 +410,9 @@ def class_spread(keep_rates: torch.Tensor, predicted: torch.Tensor) -> torch.Ten
     common = sorted(set(halves[0][1].tolist()) & set(halves[1][1].tolist()))
     if len(common) < 2:
         return keep_rates.sum() * 0.0
-    logs = [torch.stack([rates[labels == c].mean().logit(eps=1e-6) for c in common]) for rates, labels in halves]
-    return ((logs[0] - logs[0].mean()) * (logs[1] - logs[1].mean())).mean()
+    # eps: a class whose gates are all fully open (keep rate 1.0 in float32) would have infinite log-odds.
+    odds = [torch.stack([rates[labels == c].mean().logit(eps=1e-6) for c in common]) for rates, labels in halves]
+    return ((odds[0] - odds[0].mean()) * (odds[1] - odds[1].mean())).mean()
 
 
 def kl_divergence(original: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
