@@ -250,10 +250,9 @@ class Gates(nn.Module):
         """``mean(log E[L0] + multiplier * (KL - aim))`` at ``point`` for one batch, and its parts.
 
         Gates are sampled; only the probes and the multiplier that ``point`` uses enter the graph. With
-        ``leakage``, plus ``leakage`` times the variance across predicted classes of the log-odds of each
-        class's mean keep rate (:func:`class_spread`): a mask whose size tells the prediction is penalised
-        (the paper has no such term; a baseline that pulls towards one class makes closing gates cheaper
-        for that class).
+        ``leakage``, plus ``leakage`` times how far apart the predicted classes' keep rates are
+        (:func:`class_spread`): a mask whose size tells the prediction is penalised (the paper has no such
+        term; a baseline that pulls towards one class makes closing gates cheaper for that class).
         """
         logits = self.gate_logits(states, self.used_points(point))
         gates = self.gates(logits, ungated, sample=True)[..., -1]
