@@ -2,10 +2,14 @@
 
     python benchmarks/target_mse.py --targets runs/targets/ig-val [--explainer empexp/default/empirical-ig] \
         [--model ID_OR_DIR]
+    python benchmarks/target_mse.py --targets runs/targets/sv-ref200 --estimates runs/targets/sv-ref20
 
 The same measure as ``train_empirical.py``'s validation (``empexp.imitator.target_mse``): per text the
 mean squared error over real tokens, then the mean over texts; scores made complete when the explainer
 does. Use it on targets no run trained on, to compare explainers (or a run's start) on equal terms.
+``--estimates`` scores another target folder of the same texts instead of an explainer: the expensive
+method itself against a reference (e.g. SV s = 20 against SV s = 200, with ``generate_targets.py
+--sv-seed`` for independent permutations).
 """
 
 from __future__ import annotations
@@ -18,20 +22,48 @@ import torch
 from torch.utils.data import DataLoader
 
 from empexp import load_classifier
+from empexp.errors import InputError
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
-from empexp.imitator import ScoreTotals, load_empirical, target_mse
-from empexp.targets import collate_targets, load_targets
+from empexp.imitator import ScoreTotals, load_empirical, target_mse, token_mse
+from empexp.targets import Target, collate_targets, load_targets
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", type=Path, required=True, help="a finished target folder")
-    parser.add_argument("--explainer", type=Path, default=DEFAULT_EXPLAINERS / "empirical-ig")
+    scored = parser.add_mutually_exclusive_group()
+    scored.add_argument("--explainer", type=Path, default=DEFAULT_EXPLAINERS / "empirical-ig")
+    scored.add_argument("--estimates", type=Path, help="a target folder of the same texts, scored instead")
     parser.add_argument("--model", help="the classifier (default: the embedded one)")
     args = parser.parse_args()
-    classifier = load_classifier(args.model)
-    explainer = load_empirical(args.explainer, classifier)
     targets, metadata = load_targets(args.targets)
+    imitated = metadata["explainer"]
+    if args.estimates:
+        error, scored_name = estimates_mse(targets, args.estimates), args.estimates
+    else:
+        error, scored_name = explainer_mse(targets, args.explainer, args.model), args.explainer
+    print(
+        f"{scored_name} against {imitated['method'].upper()} s={imitated['samples']} on {len(targets)} targets "
+        f"of {args.targets}: MSE {error:.4f}"
+    )
+
+
+def estimates_mse(targets: list[Target], folder: Path) -> float:
+    """Mean token MSE of another target folder's attributions of the same texts."""
+    estimates, _ = load_targets(folder)
+    if [t.input_ids.tolist() for t in estimates] != [t.input_ids.tolist() for t in targets]:
+        raise InputError(f"{folder} does not hold the same texts, in the same order, as the targets")
+    errors = [
+        token_mse(e.attributions[None], t.attributions[None], t.special_tokens_mask[None])
+        for e, t in zip(estimates, targets)
+    ]
+    return torch.cat(errors).mean().item()
+
+
+def explainer_mse(targets: list[Target], source: Path, model: str | None) -> float:
+    """Mean token MSE of the empirical explainer in ``source``."""
+    classifier = load_classifier(model)
+    explainer = load_empirical(source, classifier)
     tokenizer = classifier.tokenizer
     collate = partial(collate_targets, pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side)
     totals = ScoreTotals(classifier) if explainer.complete else None
@@ -40,11 +72,7 @@ def main() -> None:
             target_mse(explainer, classifier, batch, reads_hidden_states=explainer.reads_hidden_states, totals=totals)
             for batch in DataLoader(targets, batch_size=64, collate_fn=collate)
         ])  # fmt: skip
-    imitated = metadata["explainer"]
-    print(
-        f"{args.explainer} against {imitated['method'].upper()} s={imitated['samples']} on {len(targets)} targets "
-        f"of {args.targets}: MSE {errors.mean().item():.4f}"
-    )
+    return errors.mean().item()
 
 
 if __name__ == "__main__":

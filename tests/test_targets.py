@@ -92,6 +92,16 @@ def test_pseudo_documents_are_long_texts_of_the_data(bert_path, tmp_path):
     assert all(len(t.input_ids) > 50 for t in targets)
 
 
+def test_sv_seed_redraws_the_permutations_of_the_same_texts(tiny_path, tmp_path):
+    data = write_texts(tmp_path / "texts.txt")
+    run(command(tiny_path, data, tmp_path / "a"))
+    run([*command(tiny_path, data, tmp_path / "b"), "--sv-seed", "2"])
+    (a, _), (b, meta) = load_targets(tmp_path / "a"), load_targets(tmp_path / "b")
+    assert meta["data"]["seed"] == 1 and meta["data"]["sv_seed"] == 2
+    assert [t.input_ids.tolist() for t in a] == [t.input_ids.tolist() for t in b]
+    assert not all(torch.equal(x.attributions, y.attributions) for x, y in zip(a, b))
+
+
 def test_training_refuses_targets_of_different_methods(bert_path, tmp_path):
     data = write_texts(tmp_path / "texts.txt")
     run(command(bert_path, data, tmp_path / "ig", "ig"))

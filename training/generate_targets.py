@@ -46,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="add N long texts (60-400 word pieces), each the data's texts joined (with --limit 0: only them)",
     )
     parser.add_argument("--seed", type=int, default=0, help="shuffles the texts and seeds SV")
+    parser.add_argument(
+        "--sv-seed",
+        type=int,
+        help="seeds SV instead of --seed: the same texts with independent permutations (default: --seed)",
+    )
     parser.add_argument("--chunk-size", type=int, default=64, help="texts per written chunk")
     parser.add_argument("--batch-size", type=int, default=8, help="texts attributed together")
     return parser.parse_args(argv)
@@ -65,12 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     settings = {
         "classifier": classifier.identity(),
         "explainer": {"method": args.method, "samples": args.samples, **explainer.details()},
-        # SV's seed for chunk k is seed * 100000 + k (see make_explainer).
+        # SV's seed for chunk k is sv_seed * 100000 + k (see make_explainer).
         "data": {
             "path": args.data.name,
             "limit": args.limit,
             "min_words": args.min_words,
             "seed": args.seed,
+            **({"sv_seed": args.sv_seed} if args.sv_seed is not None else {}),
             **({"pseudo_documents": args.pseudo_documents} if args.pseudo_documents else {}),
         },
         "chunk_size": args.chunk_size,
@@ -97,7 +103,7 @@ def make_explainer(classifier: Classifier, args: argparse.Namespace, chunk: int)
     its sampling noise, which an explainer trained on the targets could learn."""
     options = {"samples": args.samples, "batch_size": args.batch_size}
     if args.method == "sv":
-        options["seed"] = args.seed * 100_000 + chunk
+        options["seed"] = (args.seed if args.sv_seed is None else args.sv_seed) * 100_000 + chunk
     return get_explainer(args.method, classifier, **options)
 
 
