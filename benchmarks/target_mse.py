@@ -2,14 +2,14 @@
 
     python benchmarks/target_mse.py --targets runs/targets/ig-val [--explainer empexp/default/empirical-ig] \
         [--model ID_OR_DIR]
-    python benchmarks/target_mse.py --targets runs/targets/sv-ref200 --estimates runs/targets/sv-ref20
+    python benchmarks/target_mse.py --targets runs/targets/sv-val --estimates runs/targets/sv-val-redraw
 
 The same measure as ``train_empirical.py``'s validation (``empexp.imitator.target_mse``): per text the
 mean squared error over real tokens, then the mean over texts; scores made complete when the explainer
 does. Use it on targets no run trained on, to compare explainers (or a run's start) on equal terms.
 ``--estimates`` scores another target folder of the same texts instead of an explainer: the expensive
-method itself against a reference (e.g. SV s = 20 against SV s = 200, with ``generate_targets.py
---sv-seed`` for independent permutations).
+method itself against another draw or a reference (SV s = 20 of the same texts with independent
+permutations, from ``generate_targets.py --sv-seed``; or SV with many more permutations).
 """
 
 from __future__ import annotations
