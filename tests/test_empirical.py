@@ -1,5 +1,6 @@
 """Empirical explainers: training lowers the error, Hub-layout round trip, refusing other classifiers."""
 
+import copy
 import json
 
 import pytest
@@ -82,8 +83,8 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     prediction = tiny.prediction_pass(batch, hidden_states=True)
     logits, hidden = prediction.logits, prediction.hidden_states
     targets = logits.argmax(-1)
-    with torch.no_grad():
-        expected = model.eval()(batch, targets, hidden, ScoreTotals(tiny)(batch, logits, targets)[0])
+    with torch.no_grad():  # the inference form: LoRA merged, int8 linear layers on a CPU
+        expected = copy.deepcopy(model).ready()(batch, targets, hidden, ScoreTotals(tiny)(batch, logits, targets)[0])
     loaded.explain(SENTENCES)  # the first explanation of a length also runs the classifier on its baseline
     explanations = loaded.explain(SENTENCES)
     for row, keep, explanation in zip(expected, batch.attention_mask.bool(), explanations):
@@ -94,6 +95,25 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
         assert "layers 2..2 that continues from the classifier's own layer 1" in card and "1/2 of an extra" in card
         assert f'source="{tmp_path}"' in card  # the option's current name
     assert explanations[0].details["imitates"] == IMITATES
+
+
+@pytest.mark.parametrize("variant", ["encoder", "branch"])
+def test_the_inference_form_keeps_the_scores_with_int8_weights(tiny, model_factory, variant):
+    model = model_factory(variant)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    batch = tiny.collate(tiny.encode(SENTENCES))
+    prediction = tiny.prediction_pass(batch, hidden_states=True)
+    targets, total = prediction.logits.argmax(-1), torch.zeros(len(SENTENCES))
+    ready = copy.deepcopy(model).ready()
+    assert not any(isinstance(m, torch.nn.Linear) for m in ready.encoder.modules())  # all int8 on a CPU
+    with torch.no_grad():
+        exact = model.eval()(batch, targets, prediction.hidden_states, total)
+        quantised = ready(batch, targets, prediction.hidden_states, total)
+    assert not torch.equal(quantised, exact)
+    assert ((quantised - exact) ** 2).mean() < 0.01 * (exact**2).mean()
 
 
 def test_a_branch_at_its_start_continues_the_classifiers_own_pass(tiny, model_factory):
