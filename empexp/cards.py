@@ -219,6 +219,7 @@ def _empirical_context(folder: Path, config: dict, dataset: str, classifier: str
         "imitates": json.dumps(config["imitates"]),
         "adapter": config.get("adapter"),
         "branch": config.get("branch", 0),
+        "int8": config.get("int8", False),
         "layers": config["explains"]["num_hidden_layers"],
         "val_mse": training.get("val_mse"),
         "targets": training.get("targets"),

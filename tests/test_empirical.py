@@ -41,11 +41,11 @@ def loss(model, classifier, batch) -> torch.Tensor:
 
 @pytest.fixture
 def model_factory(tiny):
-    def build(variant: str) -> EmpiricalModel:
+    def build(variant: str, int8: bool = False) -> EmpiricalModel:
         torch.manual_seed(0)
         branch = 1 if variant == "branch" else 0
         return EmpiricalModel(
-            tiny, explains=tiny.identity(), imitates=IMITATES, adapter=VARIANTS[variant], branch=branch
+            tiny, explains=tiny.identity(), imitates=IMITATES, adapter=VARIANTS[variant], branch=branch, int8=int8
         )
 
     return build
@@ -98,8 +98,9 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
 
 
 @pytest.mark.parametrize("variant", ["encoder", "branch"])
-def test_the_inference_form_keeps_the_scores_with_int8_weights(tiny, model_factory, variant):
-    model = model_factory(variant)
+def test_the_inference_form_keeps_the_scores_with_int8_weights(tiny, model_factory, variant, tmp_path):
+    assert any(isinstance(m, torch.nn.Linear) for m in model_factory(variant).ready().encoder.modules())  # opt-in
+    model = model_factory(variant, int8=True)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
@@ -114,6 +115,10 @@ def test_the_inference_form_keeps_the_scores_with_int8_weights(tiny, model_facto
         quantised = ready(batch, targets, prediction.hidden_states, total)
     assert not torch.equal(quantised, exact)
     assert ((quantised - exact) ** 2).mean() < 0.01 * (exact**2).mean()
+    model.save_pretrained(tmp_path)  # the setting travels in config.json
+    with torch.no_grad():
+        loaded = load_empirical(tmp_path, tiny)(batch, targets, prediction.hidden_states, total)
+    torch.testing.assert_close(loaded, quantised, atol=1e-6, rtol=1e-5)
 
 
 def test_a_branch_at_its_start_continues_the_classifiers_own_pass(tiny, model_factory):

@@ -95,6 +95,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not make the scores add up to f(input) - f(baseline) (IG's completeness, SV's efficiency)",
     )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="record that the copy runs with int8 weights on a CPU (training is float; check convergence with it)",
+    )
     parser.add_argument("--epochs", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -206,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         branch=args.branch,
         head_size=args.head_size,
         complete=not args.no_completeness,
+        int8=args.int8,
     )
     reads_hidden_states = model.reads_hidden_states
     if args.init:
