@@ -200,7 +200,7 @@ def int8_linears(module: nn.Module) -> None:
     the same speed), for inference on a CPU.
 
     A pass over one sentence is bound by reading the weights, not by arithmetic, and int8 weights are a
-    quarter of the bytes: the embedded ``empirical-ig``'s branch (3 layers) takes 3.5 ms per SST-2 dev
+    quarter of the bytes: the embedded ``empirical-ig``'s branch (3 layers) takes 3.8-4.3 ms per SST-2 dev
     sentence instead of 8.6 (``benchmarks/explainer_cost.py``), while its scores move far less than their
     distance to the method they imitate (``benchmarks/convergence.py`` measures the int8 form, as the app
     runs it). torch.ao's dynamic quantisation is deprecated in favour of torchao, whose tensor subclasses

@@ -83,7 +83,7 @@ def test_save_and_load_give_identical_scores(tiny, model_factory, variant, tmp_p
     prediction = tiny.prediction_pass(batch, hidden_states=True)
     logits, hidden = prediction.logits, prediction.hidden_states
     targets = logits.argmax(-1)
-    with torch.no_grad():  # the inference form: LoRA merged, int8 linear layers on a CPU
+    with torch.no_grad():  # the inference form: LoRA merged into the copy
         expected = copy.deepcopy(model).ready()(batch, targets, hidden, ScoreTotals(tiny)(batch, logits, targets)[0])
     loaded.explain(SENTENCES)  # the first explanation of a length also runs the classifier on its baseline
     explanations = loaded.explain(SENTENCES)
