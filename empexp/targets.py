@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from empexp.classifier import Batch
@@ -34,6 +34,9 @@ from empexp.errors import InputError
 from empexp.explainers.base import Explainer
 
 INDEX_FILE = "targets.json"
+CPU_SECONDS = "label_cpu_seconds"
+"""Key of the CPU time (``time.process_time``, every thread) that computing the labels took, in chunk headers
+and ``targets.json``."""
 
 
 def chunk_path(directory: Path, k: int) -> Path:
@@ -73,6 +76,12 @@ def write_chunk(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str
     os.replace(tmp, path)
 
 
+def chunk_metadata(path: Path) -> dict[str, Any]:
+    """The metadata :func:`write_chunk` put in a chunk's header (empty if it has none)."""
+    with safe_open(path, framework="pt") as chunk:
+        return json.loads((chunk.metadata() or {}).get("empexp", "{}"))
+
+
 def pending_chunks(directory: Path, chunks: Iterable[int]) -> list[int]:
     """Those of ``chunks`` with no complete file in ``directory``."""
     return [k for k in chunks if not chunk_path(directory, k).is_file()]
@@ -88,11 +97,15 @@ def finalize(directory: Path, num_texts: int, chunk_size: int, metadata: dict[st
     missing = pending_chunks(directory, range(num_chunks))
     if missing:
         raise InputError(f"{directory}: {len(missing)} of {num_chunks} chunks are missing, e.g. chunk {missing[0]}")
+    chunks = [chunk_path(directory, k) for k in range(num_chunks)]
+    costs = [chunk_metadata(path).get(CPU_SECONDS) for path in chunks]
     index = {
         **metadata,
         "num_instances": num_texts,
         "chunk_size": chunk_size,
-        "chunks": [chunk_path(directory, k).name for k in range(num_chunks)],
+        "chunks": [path.name for path in chunks],
+        # Chunks written before the cost was recorded have none: then the folder's total is unknown.
+        CPU_SECONDS: None if None in costs else sum(costs),
     }
     (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
     return index

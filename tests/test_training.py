@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from empexp import get_explainer, load_classifier
+from empexp.targets import CPU_SECONDS, load_targets
 from tests.conftest import SENTENCES
 
 SCRIPT = Path(__file__).parents[1] / "training" / "train_classifier.py"
@@ -115,6 +116,12 @@ def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
     for name in expected:
         torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=1e-5)
     assert (killed / "out" / "README.md").is_file() and (killed / "out" / "training_metrics.json").is_file()
+    # What the labels cost: drawn on the fly, it grows with the steps; from targets, theirs, all of them.
+    costs = [json.loads(line)[CPU_SECONDS] for line in (straight / "log.jsonl").read_text().splitlines()]
+    if labels == "targets":
+        assert set(costs) == {sum(load_targets(folder)[1][CPU_SECONDS] for folder in (targets, tmp_path / "long"))}
+    else:
+        assert costs[0] > 0 and costs == sorted(costs) and costs[-1] > costs[0]
 
 
 @pytest.mark.slow

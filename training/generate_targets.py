@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from empexp import Classifier, Explainer, get_explainer, load_classifier
 from empexp.data import pseudo_documents, read_instances, select_texts
 from empexp.errors import InputError
-from empexp.targets import chunk_path, chunks_for, explain_chunk, finalize, pending_chunks, write_chunk
+from empexp.targets import CPU_SECONDS, chunk_path, chunks_for, explain_chunk, finalize, pending_chunks, write_chunk
 
 SETTINGS_FILE = "settings.json"
 
@@ -89,8 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     for k in progress:
         part = slice(k * args.chunk_size, (k + 1) * args.chunk_size)
         pairs = None if text_pairs is None else text_pairs[part]
+        start = time.process_time()
         chunk = explain_chunk(make_explainer(classifier, args, k), texts[part], part.start, pairs)
-        write_chunk(chunk_path(args.output_dir, k), chunk, {**settings, "process": accelerator.process_index})
+        # What the labels cost, for the label-cost trade-off (train_empirical.py logs the same for its own).
+        cost = {"process": accelerator.process_index, CPU_SECONDS: time.process_time() - start}
+        write_chunk(chunk_path(args.output_dir, k), chunk, {**settings, **cost})
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         index = finalize(args.output_dir, len(texts), args.chunk_size, settings)

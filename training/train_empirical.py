@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import shutil
+import time
 from functools import partial
 from pathlib import Path
 
@@ -50,7 +51,7 @@ from empexp.classifier import Batch, Classifier
 from empexp.data import pseudo_documents, read_texts
 from empexp.estimators import draw_nodes, draw_text_permutations, ig_node_estimates, sv_permutation_estimates
 from empexp.imitator import EmpiricalModel, ScoreTotals, target_mse
-from empexp.targets import TargetBatch, collate_targets, load_targets
+from empexp.targets import CPU_SECONDS, INDEX_FILE, TargetBatch, collate_targets, load_targets
 from empexp.training import (
     Checkpointer,
     LengthGroupedBatches,
@@ -69,7 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--data", type=Path, help="texts labelled on the fly with one-node IG estimates")
     parser.add_argument("--nodes", type=int, default=1, help="with --data, for IG: Gauss-Legendre nodes per text")
     parser.add_argument("--permutations", type=int, default=2, help="with --data, for SV: permutations per text")
-    parser.add_argument("--val-targets", type=Path, help="with --data: a finished target folder to validate on")
+    parser.add_argument(
+        "--val-targets",
+        type=Path,
+        help="a finished target folder to validate on (needed with --data; with --targets it replaces the split, "
+        "and its texts are left out of training)",
+    )
+    parser.add_argument("--min-words", type=int, default=1, help="with --data: skip texts with fewer words")
     parser.add_argument("--pseudo-documents", type=int, default=0, help="with --data: long texts added")
     parser.add_argument(
         "--init", type=Path, help="start from this explainer folder's weights (its head only if it copies other layers)"
@@ -186,16 +193,27 @@ def main(argv: list[str] | None = None) -> None:
     collate = partial(
         collate_targets, pad_token_id=classifier.tokenizer.pad_token_id, padding_side=classifier.tokenizer.padding_side
     )
+    if args.data and args.val_targets is None:
+        raise SystemExit("--data needs --val-targets: exact targets to validate on")
+    if args.val_targets:
+        val_set, val_metadata = load_targets(args.val_targets)
+        held_out = {tuple(t.input_ids.tolist()) for t in val_set}
     if args.targets:
         targets, metadata = load_target_folders(args.targets)
-        train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
-        train_set, val_set, train_collate = [targets[i] for i in train_ids], [targets[i] for i in val_ids], collate
+        if args.val_targets:
+            if val_metadata["explainer"] != metadata["explainer"]:
+                raise SystemExit(f"{args.val_targets} holds another method's targets than {args.targets[0]}")
+            train_set = [t for t in targets if tuple(t.input_ids.tolist()) not in held_out]
+        else:
+            train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
+            train_set, val_set = [targets[i] for i in train_ids], [targets[i] for i in val_ids]
+        train_collate = collate
+        # Labels made beforehand: what they all cost (None for folders written before it was recorded).
+        costs = [json.loads((folder / INDEX_FILE).read_text()).get(CPU_SECONDS) for folder in args.targets]
+        label_seconds = None if None in costs else sum(costs)
     else:
-        if args.val_targets is None:
-            raise SystemExit("--data needs --val-targets: exact targets to validate on")
-        val_set, metadata = load_targets(args.val_targets)
-        held_out = {tuple(t.input_ids.tolist()) for t in val_set}
-        texts = read_texts(args.data)
+        metadata = val_metadata
+        texts = [text for text in read_texts(args.data) if len(text.split()) >= args.min_words]
         texts += pseudo_documents(texts, args.pseudo_documents, seed=args.seed)
         train_set = [e for e in classifier.encode(texts) if tuple(e.input_ids) not in held_out]
         train_collate = classifier.collate
@@ -237,6 +255,10 @@ def main(argv: list[str] | None = None) -> None:
 
     checkpointer = Checkpointer(accelerator, run_dir / "checkpoints")
     state = checkpointer.restore() or {"step": 0, "best_mse": None, "best_step": None, "bad_evals": 0}
+    if args.data:  # labels drawn on the fly: their cost accumulates with the steps (and resumes with them)
+        state.setdefault(CPU_SECONDS, 0.0)
+    else:
+        state[CPU_SECONDS] = label_seconds
     step = state["step"]
     log_path = run_dir / "log.jsonl"
     if accelerator.is_main_process:
@@ -248,7 +270,13 @@ def main(argv: list[str] | None = None) -> None:
 
     def evaluate() -> None:
         mse = validation_mse(model, classifier, val_loader, accelerator, reads_hidden_states, totals)
-        record = {"step": step, "epoch": step / steps_per_epoch, "val_mse": mse, "train_loss": loss_value}
+        record = {
+            "step": step,
+            "epoch": step / steps_per_epoch,
+            "val_mse": mse,
+            "train_loss": loss_value,
+            CPU_SECONDS: state[CPU_SECONDS],
+        }
         if state["best_mse"] is None or mse < state["best_mse"]:
             state.update(best_mse=mse, best_step=step, bad_evals=0)
             if accelerator.is_main_process:
@@ -270,7 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     done = step >= total_steps or state["bad_evals"] >= args.patience
     for batch in batches if not done else ():
         if args.data:
+            start = time.process_time()
             batch = label_on_the_fly(classifier, batch, method, draws)
+            spent = torch.tensor(time.process_time() - start, device=accelerator.device)
+            state[CPU_SECONDS] += accelerator.reduce(spent, reduction="sum").item()  # every process's labels
         loss = target_mse(model, classifier, batch, reads_hidden_states=reads_hidden_states, totals=totals).mean()
         accelerator.backward(loss)
         optimizer.step()
