@@ -134,6 +134,13 @@ def test_training_validates_on_held_out_targets_left_out_of_training(tiny_path, 
     record = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
     assert record[CPU_SECONDS] == load_targets(tmp_path / "all")[1][CPU_SECONDS]  # the labels it trained on
 
+    run([*command(tiny_path, data, tmp_path / "sv", "sv"), "--limit", "3"])  # another method: refused
+    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(tiny_path),
+             "--targets", str(tmp_path / "all"), "--val-targets", str(tmp_path / "sv"),
+             "--output-dir", str(tmp_path / "x")]  # fmt: skip
+    result = subprocess.run(train, capture_output=True, text=True)
+    assert result.returncode != 0 and "another classifier or method" in result.stderr
+
 
 @pytest.mark.slow
 def test_resume_after_kill_gives_every_instance_exactly_once(bert_path, tmp_path):

@@ -13,7 +13,8 @@ classifier's own layer k (a fraction (L-k)/L of a pass). ``--variant head``: the
 classifier's own hidden states (no extra pass).
 
 With ``--targets`` (one folder or several, e.g. sentences and long pseudo-documents) a seeded split
-holds out ``--val-fraction`` of the targets for validation. With
+holds out ``--val-fraction`` of the targets for validation, or ``--val-targets`` names a folder to validate
+on (its texts are left out of training). With
 ``--data`` every step labels its batch afresh with a cheap unbiased estimate of what ``--val-targets``
 hold (``empexp.estimators``): for IG with 20 Gauss-Legendre steps, ``--nodes`` nodes drawn by their
 weights; for SV, ``--permutations`` random orders, every second one the previous reversed. Stochastic
@@ -23,7 +24,8 @@ texts joined) so that length is not out of distribution; validation is on the ex
 ``--eval-every`` steps, the best model is exported, and training stops after ``--patience``
 evaluations without improvement. Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
 rerunning the same command resumes from the newest one (labels drawn on the fly are seeded per step,
-so a resumed run draws the same ones).
+so a resumed run draws the same ones). Every validation logs what the labels behind it cost in CPU time
+(``benchmarks/label_tradeoff.py`` compares runs at equal label budgets).
 """
 
 from __future__ import annotations
@@ -201,8 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.targets:
         targets, metadata = load_target_folders(args.targets)
         if args.val_targets:
-            if val_metadata["explainer"] != metadata["explainer"]:
-                raise SystemExit(f"{args.val_targets} holds another method's targets than {args.targets[0]}")
+            # Validation may be more precise (SV with more permutations), but of the same method and classifier.
+            ours, theirs = ((m["classifier"], m["explainer"]["method"]) for m in (metadata, val_metadata))
+            if ours != theirs:
+                raise SystemExit(f"{args.val_targets} explains another classifier or method than {args.targets[0]}")
             train_set = [t for t in targets if tuple(t.input_ids.tolist()) not in held_out]
         else:
             train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
