@@ -16,9 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+from empexp.imitator import TRAINING_METRICS
 from empexp.targets import CPU_SECONDS, INDEX_FILE
-
-TRAINING_METRICS = Path("best") / "training_metrics.json"
 
 
 def label_kind(args: dict) -> str:
@@ -40,7 +39,7 @@ def main() -> None:
 
     rows, validated_on = [], set()
     for run in args.runs:
-        recorded = json.loads((run / TRAINING_METRICS).read_text())["args"]
+        recorded = json.loads((run / "best" / TRAINING_METRICS).read_text())["args"]  # the exported one's
         validated_on.add(recorded["val_targets"] or f"{run}'s own split")
         log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
         if any(record.get(CPU_SECONDS) is None for record in log):

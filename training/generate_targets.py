@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> None:
         pairs = None if text_pairs is None else text_pairs[part]
         start = time.process_time()
         chunk = explain_chunk(make_explainer(classifier, args, k), texts[part], part.start, pairs)
-        # What the labels cost, for the label-cost trade-off (train_empirical.py logs the same for its own).
-        cost = {"process": accelerator.process_index, CPU_SECONDS: time.process_time() - start}
-        write_chunk(chunk_path(args.output_dir, k), chunk, {**settings, **cost})
+        # What the labels cost goes with them, for the label-cost trade-off (train_empirical.py logs it too).
+        made = {"process": accelerator.process_index, CPU_SECONDS: time.process_time() - start}
+        write_chunk(chunk_path(args.output_dir, k), chunk, {**settings, **made})
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         index = finalize(args.output_dir, len(texts), args.chunk_size, settings)
