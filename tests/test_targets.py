@@ -113,20 +113,20 @@ def test_training_refuses_targets_of_different_methods(bert_path, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_targets_record_what_their_labels_cost(tiny_path, tmp_path):
+def test_targets_record_what_their_labels_cost(bert_path, tmp_path):
     out = tmp_path / "targets"
-    run(command(tiny_path, write_texts(tmp_path / "texts.txt"), out, "ig"))
+    run(command(bert_path, write_texts(tmp_path / "texts.txt"), out, "ig"))
     _, meta = load_targets(out)
     costs = [chunk_metadata(out / name)[CPU_SECONDS] for name in meta["chunks"]]
     assert all(cost > 0 for cost in costs) and meta[CPU_SECONDS] == pytest.approx(sum(costs))
 
 
-def test_training_validates_on_held_out_targets_left_out_of_training(tiny_path, tmp_path):
+def test_training_validates_on_held_out_targets_left_out_of_training(bert_path, tmp_path):
     data = write_texts(tmp_path / "texts.txt")
-    run(command(tiny_path, data, tmp_path / "all", "ig"))  # all 10 texts
-    run([*command(tiny_path, data, tmp_path / "val", "ig"), "--limit", "3"])  # 3 of them
+    run(command(bert_path, data, tmp_path / "all", "ig"))  # all 10 texts
+    run([*command(bert_path, data, tmp_path / "val", "ig"), "--limit", "3"])  # 3 of them
     run_dir = tmp_path / "run"
-    result = run([str(SCRIPT.parent / "train_empirical.py"), "--model", str(tiny_path),
+    result = run([str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),
                   "--targets", str(tmp_path / "all"), "--val-targets", str(tmp_path / "val"), "--variant", "head",
                   "--epochs", "1", "--batch-size", "4", "--run-dir", str(run_dir),
                   "--output-dir", str(tmp_path / "out")])  # fmt: skip
@@ -134,8 +134,8 @@ def test_training_validates_on_held_out_targets_left_out_of_training(tiny_path, 
     record = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
     assert record[CPU_SECONDS] == load_targets(tmp_path / "all")[1][CPU_SECONDS]  # the labels it trained on
 
-    run([*command(tiny_path, data, tmp_path / "sv", "sv"), "--limit", "3"])  # another method: refused
-    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(tiny_path),
+    run([*command(bert_path, data, tmp_path / "sv", "sv"), "--limit", "3"])  # another method: refused
+    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),
              "--targets", str(tmp_path / "all"), "--val-targets", str(tmp_path / "sv"),
              "--output-dir", str(tmp_path / "x")]  # fmt: skip
     result = subprocess.run(train, capture_output=True, text=True)
