@@ -17,16 +17,16 @@ import json
 from pathlib import Path
 
 from empexp.imitator import TRAINING_METRICS
-from empexp.targets import CPU_SECONDS, INDEX_FILE
+from empexp.targets import CPU_SECONDS, read_index
 
 
 def label_kind(args: dict) -> str:
     """What a run's labels were, from its recorded arguments."""
     if args["data"]:
-        method = json.loads((Path(args["val_targets"]) / INDEX_FILE).read_text())["explainer"]["method"]
+        method = read_index(args["val_targets"])["explainer"]["method"]
         draws, unit = (args["nodes"], "drawn node") if method == "ig" else (args["permutations"], "permutation")
         return f"{method.upper()}, {draws} {unit}{'s' * (draws > 1)} per text, on the fly"
-    meta = [json.loads((Path(folder) / INDEX_FILE).read_text()) for folder in args["targets"]]
+    meta = [read_index(folder) for folder in args["targets"]]
     texts = sum(m["num_instances"] for m in meta)
     return f"{meta[0]['explainer']['method'].upper()} s={meta[0]['explainer']['samples']}, {texts} exact targets"
 

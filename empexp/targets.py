@@ -82,6 +82,25 @@ def chunk_metadata(path: Path) -> dict[str, Any]:
         return json.loads((chunk.metadata() or {}).get("empexp", "{}"))
 
 
+def total_cpu_seconds(parts: Iterable[dict[str, Any]]) -> float | None:
+    """What the labels of ``parts`` (chunk headers or folders' metadata) cost together; ``None`` when one of
+    them was written before the cost was recorded, so that the total is unknown rather than too low."""
+    costs = [part.get(CPU_SECONDS) for part in parts]
+    return None if None in costs else sum(costs)
+
+
+def read_index(directory: str | Path) -> dict[str, Any]:
+    """A finished target folder's metadata (``targets.json``), without loading its chunks.
+
+    Raises:
+        InputError: the folder is unfinished.
+    """
+    try:
+        return json.loads((Path(directory) / INDEX_FILE).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{directory} has no {INDEX_FILE}: target generation has not finished there") from None
+
+
 def pending_chunks(directory: Path, chunks: Iterable[int]) -> list[int]:
     """Those of ``chunks`` with no complete file in ``directory``."""
     return [k for k in chunks if not chunk_path(directory, k).is_file()]
@@ -98,14 +117,12 @@ def finalize(directory: Path, num_texts: int, chunk_size: int, metadata: dict[st
     if missing:
         raise InputError(f"{directory}: {len(missing)} of {num_chunks} chunks are missing, e.g. chunk {missing[0]}")
     chunks = [chunk_path(directory, k) for k in range(num_chunks)]
-    costs = [chunk_metadata(path).get(CPU_SECONDS) for path in chunks]
     index = {
         **metadata,
         "num_instances": num_texts,
         "chunk_size": chunk_size,
         "chunks": [path.name for path in chunks],
-        # Chunks written before the cost was recorded have none: then the folder's total is unknown.
-        CPU_SECONDS: None if None in costs else sum(costs),
+        CPU_SECONDS: total_cpu_seconds(chunk_metadata(path) for path in chunks),
     }
     (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
     return index
@@ -131,10 +148,7 @@ def load_targets(directory: str | Path) -> tuple[list[Target], dict[str, Any]]:
         InputError: the folder is unfinished, or a chunk is unreadable.
     """
     directory = Path(directory)
-    try:
-        index = json.loads((directory / INDEX_FILE).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{directory} has no {INDEX_FILE}: target generation has not finished there") from None
+    index = read_index(directory)
     targets: list[Target] = []
     for name in index["chunks"]:
         try:

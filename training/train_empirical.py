@@ -53,7 +53,7 @@ from empexp.classifier import Batch, Classifier
 from empexp.data import pseudo_documents, read_texts
 from empexp.estimators import draw_nodes, draw_text_permutations, ig_node_estimates, sv_permutation_estimates
 from empexp.imitator import EmpiricalModel, ScoreTotals, target_mse
-from empexp.targets import CPU_SECONDS, INDEX_FILE, TargetBatch, collate_targets, load_targets
+from empexp.targets import CPU_SECONDS, TargetBatch, collate_targets, load_targets, total_cpu_seconds
 from empexp.training import (
     Checkpointer,
     LengthGroupedBatches,
@@ -69,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--targets", type=Path, nargs="+", help="finished target folders (same classifier and method)")
-    source.add_argument("--data", type=Path, help="texts labelled on the fly with one-node IG estimates")
+    source.add_argument(
+        "--data", type=Path, help="texts labelled on the fly (IG: drawn Gauss-Legendre nodes; SV: permutations)"
+    )
     parser.add_argument("--nodes", type=int, default=1, help="with --data, for IG: Gauss-Legendre nodes per text")
     parser.add_argument("--permutations", type=int, default=2, help="with --data, for SV: permutations per text")
     parser.add_argument(
@@ -131,16 +133,18 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]
 
 
 def load_target_folders(folders: list[Path]) -> tuple[list, dict]:
-    """The targets of several finished folders, and the first one's metadata; refuses folders that explain
-    another classifier or imitate another method than the first."""
+    """The targets of several finished folders, and the first one's metadata with what all their labels cost;
+    refuses folders that explain another classifier or imitate another method than the first."""
     targets, metadata = load_targets(folders[0])
+    everyone = [metadata]
     for folder in folders[1:]:
         more, other = load_targets(folder)
         for key in ("classifier", "explainer"):
             if other[key] != metadata[key]:
                 raise SystemExit(f"{folder}'s targets differ from {folders[0]}'s in their {key}: train on one kind")
         targets += more
-    return targets, metadata
+        everyone.append(other)
+    return targets, {**metadata, CPU_SECONDS: total_cpu_seconds(everyone)}
 
 
 def start_from(model: EmpiricalModel, folder: Path, accelerator: Accelerator) -> None:
@@ -212,9 +216,6 @@ def main(argv: list[str] | None = None) -> None:
             train_ids, val_ids = split(len(targets), args.val_fraction, args.seed)
             train_set, val_set = [targets[i] for i in train_ids], [targets[i] for i in val_ids]
         train_collate = collate
-        # Labels made beforehand: what they all cost (None for folders written before it was recorded).
-        costs = [json.loads((folder / INDEX_FILE).read_text()).get(CPU_SECONDS) for folder in args.targets]
-        label_seconds = None if None in costs else sum(costs)
     else:
         metadata = val_metadata
         texts = [text for text in read_texts(args.data) if len(text.split()) >= args.min_words]
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data:  # labels drawn on the fly: their cost accumulates with the steps (and resumes with them)
         state.setdefault(CPU_SECONDS, 0.0)
     else:
-        state[CPU_SECONDS] = label_seconds
+        state[CPU_SECONDS] = metadata[CPU_SECONDS]  # labels made beforehand: what they all cost
     step = state["step"]
     log_path = run_dir / "log.jsonl"
     if accelerator.is_main_process:
