@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 
 from empexp import get_explainer, load_classifier
 from empexp.targets import CPU_SECONDS, load_targets
+from empexp.training import note_cpu_threads
 from tests.conftest import SENTENCES
 
 SCRIPT = Path(__file__).parents[1] / "training" / "train_classifier.py"
@@ -205,3 +207,15 @@ def test_diffmask_training_from_probes_trains_only_the_points_asked(bert_path, t
     assert wrong.returncode != 0 and "holds hidden probes, not input ones" in wrong.stderr
     outside = train("outside", "--variant", "hidden", "--steps", "1", "--points", "9")
     assert outside.returncode != 0 and "--points must be hook points 0.." in outside.stderr
+
+
+@pytest.mark.parametrize(("threads", "processes", "says"), [(1, 1, True), (4, 1, False), (2, 2, False)])
+def test_training_says_when_accelerate_left_cores_idle(monkeypatch, threads, processes, says):
+    printed = []
+    accelerator = SimpleNamespace(device=torch.device("cpu"), num_processes=processes, print=printed.append)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(4)), raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    note_cpu_threads(accelerator)
+    assert bool(printed) == says
+    if says:
+        assert "--num_cpu_threads_per_process 4" in printed[0]

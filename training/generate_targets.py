@@ -26,6 +26,7 @@ from empexp import Classifier, Explainer, get_explainer, load_classifier
 from empexp.data import pseudo_documents, read_instances, select_texts
 from empexp.errors import InputError
 from empexp.targets import CPU_SECONDS, chunk_path, chunks_for, explain_chunk, finalize, pending_chunks, write_chunk
+from empexp.training import note_cpu_threads
 
 SETTINGS_FILE = "settings.json"
 
@@ -60,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     accelerator = Accelerator()
+    note_cpu_threads(accelerator)
     instances = read_instances(args.data)
     texts, text_pairs = select_texts(*instances, limit=args.limit, min_words=args.min_words, seed=args.seed)
     if args.pseudo_documents:

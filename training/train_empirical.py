@@ -60,6 +60,7 @@ from empexp.training import (
     add_hub_options,
     jsonable,
     log_record,
+    note_cpu_threads,
     push_if_asked,
     resumable_batches,
 )
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     run_dir = args.run_dir or Path("runs") / args.output_dir.name
     accelerator = Accelerator()
+    note_cpu_threads(accelerator)
     set_seed(args.seed)
     classifier = load_classifier(args.model, revision=args.revision, device=accelerator.device)
     classifier.model.requires_grad_(False)
