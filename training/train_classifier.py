@@ -37,15 +37,7 @@ from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import INPUTS_KEY
 from empexp.data import Labelled, classification_scores, read_tsv
 from empexp.hub import pip_shipped_path
-from empexp.training import (
-    Checkpointer,
-    add_hub_options,
-    jsonable,
-    log_record,
-    note_cpu_threads,
-    push_if_asked,
-    resumable_batches,
-)
+from empexp.training import Checkpointer, add_hub_options, jsonable, log_record, push_if_asked, resumable_batches
 
 
 def parse_args() -> argparse.Namespace:
@@ -142,7 +134,6 @@ def export(model, tokenizer, accelerator: Accelerator, directory: Path, metrics:
 def main() -> None:
     args = parse_args()
     accelerator = Accelerator()
-    note_cpu_threads(accelerator)
     set_seed(args.seed)
     model, tokenizer = build_model(args)
 
