@@ -53,7 +53,7 @@ def main() -> None:
         lengths = torch.tensor([int((~t.special_tokens_mask.bool()).sum()) for t in targets])
         print("\n| real tokens | texts | MSE |\n|---|---:|---:|")
         # A stable sort, so ties split the same way for every scored folder or explainer.
-        for quarter in torch.argsort(lengths, stable=True).tensor_split(4):
+        for quarter in torch.argsort(lengths, stable=True).tensor_split(min(4, len(targets))):
             span = f"{lengths[quarter].min().item()}-{lengths[quarter].max().item()}"
             print(f"| {span} | {len(quarter)} | {errors[quarter].mean().item():.4f} |")
 
