@@ -50,7 +50,7 @@ def main() -> None:
         f"of {args.targets}: MSE {errors.mean().item():.4f}"
     )
     if args.by_length:
-        lengths = torch.tensor([int((~t.special_tokens_mask.bool()).sum()) for t in targets])
+        lengths = torch.tensor([int((~t.special_tokens_mask).sum()) for t in targets])
         print("\n| real tokens | texts | MSE |\n|---|---:|---:|")
         # A stable sort, so ties split the same way for every scored folder or explainer.
         for quarter in torch.argsort(lengths, stable=True).tensor_split(min(4, len(targets))):

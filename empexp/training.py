@@ -142,10 +142,10 @@ def note_cpu_threads(accelerator: Accelerator) -> None:
     """On a CPU, say when this process runs on fewer torch threads than its share of the cores: ``accelerate
     launch`` sets ``OMP_NUM_THREADS=1`` unless told otherwise, which leaves the other cores idle."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    share = max(cores // accelerator.num_processes, 1)
-    if accelerator.device.type == "cpu" and torch.get_num_threads() < share:
+    share, threads = max(cores // accelerator.num_processes, 1), torch.get_num_threads()
+    if accelerator.device.type == "cpu" and threads < share:
         accelerator.print(
-            f"torch runs on {torch.get_num_threads()} thread(s), and this process has {share} cores: "
+            f"torch runs on {threads} thread(s), and this process has {share} cores: "
             f"`accelerate launch --num_cpu_threads_per_process {share} ...` uses them all"
         )
 
