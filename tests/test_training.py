@@ -1,4 +1,5 @@
-"""The classifier training script resumes after ``kill -9`` exactly where an uninterrupted run would be."""
+"""The training scripts (classifier, empirical explainers, DiffMask probes): exact resume after ``kill -9``,
+exports, and the note on idle cores."""
 
 import json
 import os
