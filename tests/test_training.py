@@ -119,6 +119,21 @@ def test_empirical_training_resumes_after_kill(bert_path, tmp_path, labels):
     for name in expected:
         torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=1e-5)
     assert (killed / "out" / "README.md").is_file() and (killed / "out" / "training_metrics.json").is_file()
+    if labels == "targets":  # the newest weights on request, validated there, and "best" left as it was
+        latest = tmp_path / "latest"
+        subprocess.run([*command(straight), "--export-latest", "--output-dir", str(latest)], check=True, env=env,
+                       capture_output=True)  # fmt: skip
+        metrics = json.loads((latest / "training_metrics.json").read_text())
+        last = json.loads((straight / "log.jsonl").read_text().splitlines()[-1])
+        assert metrics["step"] == last["step"] and metrics["args"]["export_latest"] and metrics["train_loss"] is None
+        assert metrics["val_mse"] == pytest.approx(last["val_mse"], rel=1e-5)
+        checkpoint = load_file(straight / "checkpoints" / f"step-{last['step']}" / "model.safetensors")
+        exported = load_file(latest / "model.safetensors")
+        for name in exported:
+            torch.testing.assert_close(exported[name], checkpoint[name])
+        best = load_file(straight / "best" / "model.safetensors")
+        for name in best:
+            torch.testing.assert_close(best[name], expected[name])
     # What the labels cost: drawn on the fly, it grows with the steps; from targets, theirs, all of them.
     costs = [json.loads(line)[CPU_SECONDS] for line in (straight / "log.jsonl").read_text().splitlines()]
     if labels == "targets":

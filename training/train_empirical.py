@@ -21,11 +21,12 @@ weights; for SV, ``--permutations`` random orders, every second one the previous
 amortization: no target files, new noise every epoch; ``--pseudo-documents N`` adds N long texts (training
 texts joined) so that length is not out of distribution; validation is on the exact targets of
 ``--val-targets`` (texts found there are left out of training). Validation MSE is measured every
-``--eval-every`` steps, the best model is exported, and training stops after ``--patience``
-evaluations without improvement. Checkpoints every ``--checkpoint-every`` steps under ``--run-dir``;
-rerunning the same command resumes from the newest one (labels drawn on the fly are seeded per step,
-so a resumed run draws the same ones). Every validation logs what the labels behind it cost in CPU time
-(``benchmarks/label_tradeoff.py`` compares runs at equal label budgets).
+``--eval-every`` steps, the best model is exported (``--export-latest``: the newest, validated where it
+is), and training stops after ``--patience`` evaluations without improvement. Checkpoints every
+``--checkpoint-every`` steps under ``--run-dir``; rerunning the same command resumes from the newest one
+(labels drawn on the fly are seeded per step, so a resumed run draws the same ones). Every validation logs
+what the labels behind it cost in CPU time (``benchmarks/label_tradeoff.py`` compares runs at equal label
+budgets).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from empexp.cards import DEFAULT_DATASET, write_card
 from empexp.classifier import Batch, Classifier
 from empexp.data import pseudo_documents, read_texts
 from empexp.estimators import draw_nodes, draw_text_permutations, ig_node_estimates, sv_permutation_estimates
-from empexp.imitator import EmpiricalModel, ScoreTotals, target_mse
+from empexp.imitator import TRAINING_METRICS, EmpiricalModel, ScoreTotals, target_mse
 from empexp.targets import CPU_SECONDS, TargetBatch, collate_targets, load_targets, total_cpu_seconds
 from empexp.training import (
     Checkpointer,
@@ -88,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
     parser.add_argument("--output-dir", type=Path, required=True, help="where the best explainer is exported")
+    parser.add_argument(
+        "--export-latest",
+        action="store_true",
+        help="export the newest weights (at the end of --epochs, or where a rerun resumes), validated there, "
+        "instead of the best validated ones: for validation targets unlike the texts the explainer will see",
+    )
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default: runs/<output-dir name>)")
     parser.add_argument("--model", help="the classifier the targets explain (default: the embedded default)")
     parser.add_argument("--revision")
@@ -275,22 +282,27 @@ def main(argv: list[str] | None = None) -> None:
             f"{'resuming at step ' + str(step) if step else 'starting'}; at most {total_steps} steps"
         )
 
-    def evaluate() -> None:
-        mse = validation_mse(model, classifier, val_loader, accelerator, reads_hidden_states, totals)
-        record = {
+    def measure() -> dict:
+        return {
             "step": step,
             "epoch": step / steps_per_epoch,
-            "val_mse": mse,
-            "train_loss": loss_value,
+            "val_mse": validation_mse(model, classifier, val_loader, accelerator, reads_hidden_states, totals),
+            "train_loss": loss_value if math.isfinite(loss_value) else None,  # None: no step since a resume
             CPU_SECONDS: state[CPU_SECONDS],
         }
+
+    def save(folder: Path, record: dict) -> None:
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(model).save_pretrained(folder)
+            metrics = {**record, "targets": len(train_set), "args": jsonable(args)}
+            (folder / TRAINING_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+
+    def evaluate() -> None:
+        record = measure()
+        mse = record["val_mse"]
         if state["best_mse"] is None or mse < state["best_mse"]:
             state.update(best_mse=mse, best_step=step, bad_evals=0)
-            if accelerator.is_main_process:
-                accelerator.unwrap_model(model).save_pretrained(run_dir / "best")
-                (run_dir / "best" / "training_metrics.json").write_text(
-                    json.dumps({**record, "targets": len(train_set), "args": jsonable(args)}, indent=2) + "\n"
-                )
+            save(run_dir / "best", record)
         else:
             state["bad_evals"] += 1
         message = f"step {step}: validation MSE {mse:.5f} (best {state['best_mse']:.5f})"
@@ -327,13 +339,19 @@ def main(argv: list[str] | None = None) -> None:
             break
     progress.close()
 
+    exported = run_dir / "best"
+    if args.export_latest:  # beside "best", which a rerun without the flag still exports
+        exported = run_dir / "latest"
+        record = measure()
+        save(exported, record)
+        accelerator.print(f"newest weights: validation MSE {record['val_mse']:.5f} at step {step}")
     if accelerator.is_main_process:
         if state["bad_evals"] >= args.patience:
             accelerator.print(f"stopped early at step {step}: no improvement in {args.patience} validations")
-        shutil.copytree(run_dir / "best", args.output_dir, dirs_exist_ok=True)
+        shutil.copytree(exported, args.output_dir, dirs_exist_ok=True)
         write_card(args.output_dir, dataset=args.dataset)
         accelerator.print(f"best validation MSE {state['best_mse']:.5f} at step {state['best_step']}")
-        accelerator.print(f"exported to {args.output_dir}")
+        accelerator.print(f"exported {exported.name} to {args.output_dir}")
     push_if_asked(accelerator, args)
 
 
