@@ -88,7 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--init", type=Path, help="start from this explainer folder's weights (its head only if it copies other layers)"
     )
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id of the training data, for the model card")
-    parser.add_argument("--output-dir", type=Path, required=True, help="where the best explainer is exported")
+    parser.add_argument(
+        "--output-dir", type=Path, required=True, help="where the explainer is exported (the best validated one)"
+    )
     parser.add_argument(
         "--export-latest",
         action="store_true",
