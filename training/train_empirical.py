@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
             metrics = {**record, "targets": len(train_set), "args": jsonable(args)}
             (folder / TRAINING_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
 
-    def evaluate() -> None:
+    def evaluate() -> dict:
         record = measure()
         mse = record["val_mse"]
         if state["best_mse"] is None or mse < state["best_mse"]:
@@ -309,10 +309,11 @@ def main(argv: list[str] | None = None) -> None:
             state["bad_evals"] += 1
         message = f"step {step}: validation MSE {mse:.5f} (best {state['best_mse']:.5f})"
         log_record(accelerator, log_path, record, progress, message)
+        return record
 
     model.train()
     progress = tqdm(total=total_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)
-    loss_value = float("nan")
+    loss_value, evaluated = float("nan"), None
     batches = resumable_batches(
         accelerator, train_loader, generator, seed=args.seed, step=step, steps_per_epoch=steps_per_epoch
     )
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         progress.update()
         progress.set_postfix(loss=f"{loss_value:.4f}")
         if step % eval_every == 0 or step == total_steps:
-            evaluate()
+            evaluated = evaluate()
         done = step >= total_steps or state["bad_evals"] >= args.patience
         if step % args.checkpoint_every == 0 or done:
             checkpointer.save(step, state)
@@ -344,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     exported = run_dir / "best"
     if args.export_latest:  # beside "best", which a rerun without the flag still exports
         exported = run_dir / "latest"
-        record = measure()
+        # A run that just ended validated its last step already; a rerun that trained nothing has not.
+        record = evaluated if evaluated and evaluated["step"] == step else measure()
         save(exported, record)
         accelerator.print(f"newest weights: validation MSE {record['val_mse']:.5f} at step {step}")
     if accelerator.is_main_process:
