@@ -226,6 +226,16 @@ def test_offline_mode_uses_the_cache_and_fails_fast_when_not_cached(hub, publish
     assert time.monotonic() - start < 60  # no retries against a Hub it may not contact
 
 
+def test_wrong_model_id_stops_app_py_with_one_clear_line(hub, tmp_path):
+    # Against the local Hub, which answers 404 as the real one would (with no Hub at all, huggingface_hub
+    # retries for ~25 s before the offline message, which tests/test_classifier.py checks in-process).
+    result = run(client_env(hub, tmp_path / "cache"), sys.executable, "app.py", "--model", "no-such-user/no-such-model",
+                 check=False)  # fmt: skip
+    assert result.returncode == 1
+    assert "cannot start: could not load 'no-such-user/no-such-model' from the Hugging Face Hub" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_space_is_uploaded_and_the_app_starts_from_its_snapshot(hub, published, tmp_path):
     empexp(
         published, "space", "push", "me/empexp-space", "--model", "me/tiny-classifier",

@@ -92,51 +92,55 @@ def test_pseudo_documents_are_long_texts_of_the_data(bert_path, tmp_path):
     assert all(len(t.input_ids) > 50 for t in targets)
 
 
-def test_sv_seed_redraws_the_permutations_of_the_same_texts(tiny_path, tmp_path):
+def test_sv_seed_redraws_the_permutations_of_the_same_texts(bert_path, tmp_path):
+    # One architecture: the seed only picks the permutations (every architecture's SV targets are tested above).
     data = write_texts(tmp_path / "texts.txt")
-    run(command(tiny_path, data, tmp_path / "a"))
-    run([*command(tiny_path, data, tmp_path / "b"), "--sv-seed", "2"])
+    run(command(bert_path, data, tmp_path / "a"))
+    run([*command(bert_path, data, tmp_path / "b"), "--sv-seed", "2"])
     (a, _), (b, meta) = load_targets(tmp_path / "a"), load_targets(tmp_path / "b")
     assert meta["data"]["seed"] == 1 and meta["data"]["sv_seed"] == 2
     assert [t.input_ids.tolist() for t in a] == [t.input_ids.tolist() for t in b]
     assert not all(torch.equal(x.attributions, y.attributions) for x, y in zip(a, b))
 
 
-def test_training_refuses_targets_of_different_methods(bert_path, tmp_path):
-    data = write_texts(tmp_path / "texts.txt")
-    run(command(bert_path, data, tmp_path / "ig", "ig"))
-    run(command(bert_path, data, tmp_path / "sv", "sv"))
+@pytest.fixture(scope="module")
+def bert_targets(bert_path, tmp_path_factory) -> dict[str, Path]:
+    """IG targets of the 10 texts and IG and SV targets of 3 of them, for the tests that only read them."""
+    folder = tmp_path_factory.mktemp("targets")
+    data = write_texts(folder / "texts.txt")
+    run(command(bert_path, data, folder / "ig", "ig"))
+    run([*command(bert_path, data, folder / "ig-3", "ig"), "--limit", "3"])
+    run([*command(bert_path, data, folder / "sv-3", "sv"), "--limit", "3"])
+    return {name: folder / name for name in ("ig", "ig-3", "sv-3")}
+
+
+def test_training_refuses_targets_of_different_methods(bert_path, bert_targets, tmp_path):
     train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path), "--targets",
-             str(tmp_path / "ig"), str(tmp_path / "sv"), "--output-dir", str(tmp_path / "out")]  # fmt: skip
+             str(bert_targets["ig"]), str(bert_targets["sv-3"]), "--output-dir", str(tmp_path / "out")]  # fmt: skip
     result = subprocess.run(train, capture_output=True, text=True)
     assert result.returncode != 0 and "differ from" in result.stderr and "explainer" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_targets_record_what_their_labels_cost(bert_path, tmp_path):
-    out = tmp_path / "targets"
-    run(command(bert_path, write_texts(tmp_path / "texts.txt"), out, "ig"))
+def test_targets_record_what_their_labels_cost(bert_targets):
+    out = bert_targets["ig"]
     _, meta = load_targets(out)
     costs = [chunk_metadata(out / name)[CPU_SECONDS] for name in meta["chunks"]]
     assert all(cost > 0 for cost in costs) and meta[CPU_SECONDS] == pytest.approx(sum(costs))
 
 
-def test_training_validates_on_held_out_targets_left_out_of_training(bert_path, tmp_path):
-    data = write_texts(tmp_path / "texts.txt")
-    run(command(bert_path, data, tmp_path / "all", "ig"))  # all 10 texts
-    run([*command(bert_path, data, tmp_path / "val", "ig"), "--limit", "3"])  # 3 of them
+def test_training_validates_on_held_out_targets_left_out_of_training(bert_path, bert_targets, tmp_path):
     run_dir = tmp_path / "run"
     result = run([str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),
-                  "--targets", str(tmp_path / "all"), "--val-targets", str(tmp_path / "val"), "--variant", "head",
+                  "--targets", str(bert_targets["ig"]), "--val-targets", str(bert_targets["ig-3"]), "--variant", "head",
                   "--epochs", "1", "--batch-size", "4", "--run-dir", str(run_dir),
                   "--output-dir", str(tmp_path / "out")])  # fmt: skip
     assert "7 train / 3 validation instances" in result.stdout
     record = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
-    assert record[CPU_SECONDS] == load_targets(tmp_path / "all")[1][CPU_SECONDS]  # the labels it trained on
+    assert record[CPU_SECONDS] == load_targets(bert_targets["ig"])[1][CPU_SECONDS]  # the labels it trained on
 
-    run([*command(bert_path, data, tmp_path / "sv", "sv"), "--limit", "3"])  # another method: refused
-    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),
-             "--targets", str(tmp_path / "all"), "--val-targets", str(tmp_path / "sv"),
+    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),  # another method
+             "--targets", str(bert_targets["ig"]), "--val-targets", str(bert_targets["sv-3"]),
              "--output-dir", str(tmp_path / "x")]  # fmt: skip
     result = subprocess.run(train, capture_output=True, text=True)
     assert result.returncode != 0 and "another classifier or method" in result.stderr
