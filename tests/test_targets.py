@@ -37,9 +37,10 @@ def command(model: Path, data: Path, out: Path, method: str = "sv", chunk_size: 
     ]  # fmt: skip
 
 
-def run(argv: list[str], launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+def run(argv: list[str], launcher: list[str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*(launcher or [sys.executable]), *argv], check=True, env=env, capture_output=True, text=True)
+    argv = [*(launcher or [sys.executable]), *argv]
+    return subprocess.run(argv, check=check, env=env, capture_output=True, text=True)
 
 
 def tensors(directory: Path) -> dict[str, torch.Tensor]:
@@ -49,6 +50,22 @@ def tensors(directory: Path) -> dict[str, torch.Tensor]:
         for t in targets
         for field in ("input_ids", "special_tokens_mask", "logits", "attributions")
     } | {f"{t.index}.predicted": torch.tensor(t.predicted) for t in targets}
+
+
+def train(model: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``train_empirical.py`` on ``model``; ``check=False`` for the runs that must fail."""
+    return run([str(SCRIPT.parent / "train_empirical.py"), "--model", str(model), *args], check=check)
+
+
+@pytest.fixture(scope="module")
+def bert_targets(bert_path, tmp_path_factory) -> dict[str, Path]:
+    """IG targets of the 10 texts and IG and SV targets of 3 of them, for the tests that only read them."""
+    folder = tmp_path_factory.mktemp("targets")
+    data = write_texts(folder / "texts.txt")
+    run(command(bert_path, data, folder / "ig", "ig"))
+    run([*command(bert_path, data, folder / "ig-3", "ig"), "--limit", "3"])
+    run([*command(bert_path, data, folder / "sv-3", "sv"), "--limit", "3"])
+    return {name: folder / name for name in ("ig", "ig-3", "sv-3")}
 
 
 def test_chunks_are_split_without_overlap_or_gaps():
@@ -103,21 +120,9 @@ def test_sv_seed_redraws_the_permutations_of_the_same_texts(bert_path, tmp_path)
     assert not all(torch.equal(x.attributions, y.attributions) for x, y in zip(a, b))
 
 
-@pytest.fixture(scope="module")
-def bert_targets(bert_path, tmp_path_factory) -> dict[str, Path]:
-    """IG targets of the 10 texts and IG and SV targets of 3 of them, for the tests that only read them."""
-    folder = tmp_path_factory.mktemp("targets")
-    data = write_texts(folder / "texts.txt")
-    run(command(bert_path, data, folder / "ig", "ig"))
-    run([*command(bert_path, data, folder / "ig-3", "ig"), "--limit", "3"])
-    run([*command(bert_path, data, folder / "sv-3", "sv"), "--limit", "3"])
-    return {name: folder / name for name in ("ig", "ig-3", "sv-3")}
-
-
 def test_training_refuses_targets_of_different_methods(bert_path, bert_targets, tmp_path):
-    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path), "--targets",
-             str(bert_targets["ig"]), str(bert_targets["sv-3"]), "--output-dir", str(tmp_path / "out")]  # fmt: skip
-    result = subprocess.run(train, capture_output=True, text=True)
+    result = train(bert_path, "--targets", str(bert_targets["ig"]), str(bert_targets["sv-3"]),
+                   "--output-dir", str(tmp_path / "out"), check=False)  # fmt: skip
     assert result.returncode != 0 and "differ from" in result.stderr and "explainer" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -131,18 +136,15 @@ def test_targets_record_what_their_labels_cost(bert_targets):
 
 def test_training_validates_on_held_out_targets_left_out_of_training(bert_path, bert_targets, tmp_path):
     run_dir = tmp_path / "run"
-    result = run([str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),
-                  "--targets", str(bert_targets["ig"]), "--val-targets", str(bert_targets["ig-3"]), "--variant", "head",
-                  "--epochs", "1", "--batch-size", "4", "--run-dir", str(run_dir),
-                  "--output-dir", str(tmp_path / "out")])  # fmt: skip
+    result = train(bert_path, "--targets", str(bert_targets["ig"]), "--val-targets", str(bert_targets["ig-3"]),
+                   "--variant", "head", "--epochs", "1", "--batch-size", "4", "--run-dir", str(run_dir),
+                   "--output-dir", str(tmp_path / "out"))  # fmt: skip
     assert "7 train / 3 validation instances" in result.stdout
     record = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
     assert record[CPU_SECONDS] == load_targets(bert_targets["ig"])[1][CPU_SECONDS]  # the labels it trained on
 
-    train = [sys.executable, str(SCRIPT.parent / "train_empirical.py"), "--model", str(bert_path),  # another method
-             "--targets", str(bert_targets["ig"]), "--val-targets", str(bert_targets["sv-3"]),
-             "--output-dir", str(tmp_path / "x")]  # fmt: skip
-    result = subprocess.run(train, capture_output=True, text=True)
+    result = train(bert_path, "--targets", str(bert_targets["ig"]), "--val-targets", str(bert_targets["sv-3"]),
+                   "--output-dir", str(tmp_path / "x"), check=False)  # another method  # fmt: skip
     assert result.returncode != 0 and "another classifier or method" in result.stderr
 
 
