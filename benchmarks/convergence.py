@@ -39,6 +39,7 @@ def main() -> None:
     )
     parser.add_argument("--max-samples", type=int, default=20)
     parser.add_argument("--model", help="classifier: Hub id or folder (default: the embedded default)")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
     add_explainer_option(parser, default="the embedded empirical-METHOD and empirical-METHOD-head")
     parser.add_argument("--plot", type=Path, help="PNG path (default: runs/convergence-METHOD.png)")
     parser.add_argument("--record", action="store_true", help=f"write {CURVE_FILE} into each explainer folder")
@@ -51,7 +52,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(args.model, device=args.device)
     if args.pseudo_documents:
         texts = pseudo_documents(read_texts(args.data), args.pseudo_documents, words=(75, 300), seed=args.seed)
         text_pairs = None

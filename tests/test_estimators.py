@@ -133,3 +133,7 @@ def test_texts_of_different_lengths_get_their_own_permutations_in_one_batch(bert
         expected = sv_permutation_estimates(bert, alone, targets[i : i + 1], orders[i].unsqueeze(0))[0]
         assert torch.allclose(together[i, : len(expected)], expected, atol=1e-5)
         assert not together[i, len(expected) :].any()  # padding gets no score
+    # However the passes are chunked (a few at a time, or every text's in one), the scores are the same.
+    for max_passes in (3, 1000):
+        chunked = sv_permutation_estimates(bert, batch, targets, orders, max_passes=max_passes)
+        assert torch.allclose(chunked, together, atol=1e-5)
