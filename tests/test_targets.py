@@ -1,5 +1,6 @@
 """Target generation: content, metadata, resume after ``kill -9``, sharding over processes."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -194,3 +195,15 @@ def test_two_processes_share_the_chunks(bert_path, tmp_path):
     assert expected.keys() == got.keys()
     for key in expected:
         torch.testing.assert_close(got[key], expected[key])
+
+
+def test_sv_targets_of_any_permutation_count_train_together_but_ig_of_other_steps_do_not():
+    spec = importlib.util.spec_from_file_location("train_empirical", SCRIPT.with_name("train_empirical.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    sv20, sv1 = {"method": "sv", "samples": 20, "seed": 1}, {"method": "sv", "samples": 1, "seed": 2}
+    ig20, ig5 = {"method": "ig", "samples": 20}, {"method": "ig", "samples": 5}
+    assert script.same_estimand(sv20, sv1)  # every permutation is an unbiased estimate of the Shapley values
+    assert script.same_estimand(ig20, dict(ig20))
+    assert not script.same_estimand(ig20, ig5)  # a coarser quadrature is not an estimate of the finer one
+    assert not script.same_estimand(sv20, {**sv20, "method": "ig"})

@@ -70,7 +70,9 @@ from empexp.training import (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--targets", type=Path, nargs="+", help="finished target folders (same classifier and method)")
+    source.add_argument(
+        "--targets", type=Path, nargs="+", help="finished target folders (same classifier and method; IG: same steps)"
+    )
     source.add_argument(
         "--data", type=Path, help="texts labelled on the fly (IG: drawn Gauss-Legendre nodes; SV: permutations)"
     )
@@ -142,15 +144,22 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
+def same_estimand(a: dict, b: dict) -> bool:
+    """Whether two target folders' explainer settings estimate the same scores: SV's permutations, whatever their
+    number or seed, are unbiased estimates of the Shapley values; IG with other steps is another quadrature."""
+    return a == b or a["method"] == b["method"] == "sv"
+
+
 def load_target_folders(folders: list[Path]) -> tuple[list, dict]:
     """The targets of several finished folders, and the first one's metadata with what all their labels cost;
-    refuses folders that explain another classifier or imitate another method than the first."""
+    refuses folders that explain another classifier or estimate other scores than the first."""
     targets, metadata = load_targets(folders[0])
     everyone = [metadata]
     for folder in folders[1:]:
         more, other = load_targets(folder)
-        for key in ("classifier", "explainer"):
-            if other[key] != metadata[key]:
+        for key, same in (("classifier", other["classifier"] == metadata["classifier"]),
+                          ("explainer", same_estimand(other["explainer"], metadata["explainer"]))):  # fmt: skip
+            if not same:
                 raise SystemExit(f"{folder}'s targets differ from {folders[0]}'s in their {key}: train on one kind")
         targets += more
         everyone.append(other)
