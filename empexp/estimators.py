@@ -152,14 +152,15 @@ def sv_permutation_estimates(
         torch.arange(len(passes), device=special.device), torch.tensor(passes, device=special.device)
     )
     inputs = torch.cat(inputs)
-    model_inputs = classifier.model_inputs(batch)
+    # Each prefix's other inputs (mask, segments, RoBERTa's positions) are its text's, as SV passes them.
+    extras = [None if x is None else x[rows] for x in classifier.model_inputs(batch)]
+    picked = targets[rows].unsqueeze(1)
     values = []
     with torch.no_grad():
-        for chunk in torch.arange(len(inputs), device=special.device).split(max_passes):
-            # Each prefix's other inputs (mask, segments, RoBERTa's positions) are its text's, as SV passes them.
-            extras = [None if x is None else x[rows[chunk]] for x in model_inputs]
-            logits = classifier.forward(inputs[chunk], *extras)
-            values.append(logits.gather(1, targets[rows[chunk]].unsqueeze(1)).squeeze(1).float())
+        for start in range(0, len(inputs), max_passes):
+            part = slice(start, start + max_passes)
+            logits = classifier.forward(inputs[part], *(None if x is None else x[part] for x in extras))
+            values.append(logits.gather(1, picked[part]).squeeze(1).float())
     scores = torch.zeros(special.shape, dtype=torch.float32, device=special.device)
     for row, (text_values, positions) in enumerate(zip(torch.cat(values).split(passes), orders_at)):
         draws, n = positions.shape

@@ -89,6 +89,12 @@ def total_cpu_seconds(parts: Iterable[dict[str, Any]]) -> float | None:
     return None if None in costs else sum(costs)
 
 
+def same_estimand(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two target folders' explainer settings estimate the same scores: SV's permutations, whatever their
+    number or seed, are unbiased estimates of the Shapley values; IG with other steps is another quadrature."""
+    return a == b or a["method"] == b["method"] == "sv"
+
+
 def read_index(directory: str | Path) -> dict[str, Any]:
     """A finished target folder's metadata (``targets.json``), without loading its chunks.
 

@@ -1,6 +1,5 @@
 """Target generation: content, metadata, resume after ``kill -9``, sharding over processes."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -15,7 +14,14 @@ from safetensors import safe_open
 
 from empexp import get_explainer
 from empexp.data import select_texts
-from empexp.targets import CPU_SECONDS, chunk_metadata, chunks_for, collate_targets, load_targets
+from empexp.targets import (
+    CPU_SECONDS,
+    chunk_metadata,
+    chunks_for,
+    collate_targets,
+    load_targets,
+    same_estimand,
+)
 
 SCRIPT = Path(__file__).parents[1] / "training" / "generate_targets.py"
 TEXTS = [
@@ -198,12 +204,9 @@ def test_two_processes_share_the_chunks(bert_path, tmp_path):
 
 
 def test_sv_targets_of_any_permutation_count_train_together_but_ig_of_other_steps_do_not():
-    spec = importlib.util.spec_from_file_location("train_empirical", SCRIPT.with_name("train_empirical.py"))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     sv20, sv1 = {"method": "sv", "samples": 20, "seed": 1}, {"method": "sv", "samples": 1, "seed": 2}
     ig20, ig5 = {"method": "ig", "samples": 20}, {"method": "ig", "samples": 5}
-    assert script.same_estimand(sv20, sv1)  # every permutation is an unbiased estimate of the Shapley values
-    assert script.same_estimand(ig20, dict(ig20))
-    assert not script.same_estimand(ig20, ig5)  # a coarser quadrature is not an estimate of the finer one
-    assert not script.same_estimand(sv20, {**sv20, "method": "ig"})
+    assert same_estimand(sv20, sv1)  # every permutation is an unbiased estimate of the Shapley values
+    assert same_estimand(ig20, dict(ig20))
+    assert not same_estimand(ig20, ig5)  # a coarser quadrature is not an estimate of the finer one
+    assert not same_estimand(sv20, {**sv20, "method": "ig"})

@@ -54,7 +54,14 @@ from empexp.classifier import Batch, Classifier
 from empexp.data import pseudo_documents, read_texts
 from empexp.estimators import draw_nodes, draw_text_permutations, ig_node_estimates, sv_permutation_estimates
 from empexp.imitator import TRAINING_METRICS, EmpiricalModel, ScoreTotals, target_mse
-from empexp.targets import CPU_SECONDS, TargetBatch, collate_targets, load_targets, total_cpu_seconds
+from empexp.targets import (
+    CPU_SECONDS,
+    TargetBatch,
+    collate_targets,
+    load_targets,
+    same_estimand,
+    total_cpu_seconds,
+)
 from empexp.training import (
     Checkpointer,
     LengthGroupedBatches,
@@ -142,12 +149,6 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = max(1, round(n * val_fraction))
     return sorted(order[n_val:]), sorted(order[:n_val])
-
-
-def same_estimand(a: dict, b: dict) -> bool:
-    """Whether two target folders' explainer settings estimate the same scores: SV's permutations, whatever their
-    number or seed, are unbiased estimates of the Shapley values; IG with other steps is another quadrature."""
-    return a == b or a["method"] == b["method"] == "sv"
 
 
 def load_target_folders(folders: list[Path]) -> tuple[list, dict]:
