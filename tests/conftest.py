@@ -46,6 +46,16 @@ SENTENCES = [
 SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist the workers share the cores: each takes its share of threads, not one per core
+    (the processes its tests start inherit the share)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 def _tokenizer(arch: str):
     if arch in ("bert", "electra"):
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
