@@ -46,6 +46,12 @@ SENTENCES = [
 SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: a worker per core, at most 8 (each worker loads its own models, and the longest file
+    alone takes minutes, so more workers would add memory, not speed)."""
+    return min(8, os.cpu_count() or 1)
+
+
 def pytest_configure(config) -> None:
     """Under pytest-xdist the workers share the cores: each takes its share of threads, not one per core
     (the processes its tests start inherit the share)."""
