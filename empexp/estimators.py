@@ -136,7 +136,7 @@ def sv_permutation_estimates(
         raise ValueError("every text of the batch needs as many real tokens as its permutations order")
     length = special.shape[1]
     max_passes = max_passes or (64 if special.device.type == "cpu" else 4096)
-    inputs, orders_at = [], []
+    prefixes, orders_at = [], []
     for row, orders in enumerate(permutations):
         draws, n = orders.shape
         positions = real_positions[row][orders.to(special.device)]  # (k, n): token positions in order of arrival
@@ -145,13 +145,13 @@ def sv_permutation_estimates(
         rank.scatter_(1, positions, torch.arange(n, device=special.device).expand(draws, n))
         arrived = rank.unsqueeze(1) < torch.arange(n + 1, device=special.device).view(1, -1, 1)  # (k, n + 1, length)
         ids = batch.input_ids[row]
-        inputs.append(torch.where(arrived | special[row], ids, torch.full_like(ids, pad)).view(-1, length))
+        prefixes.append(torch.where(arrived | special[row], ids, torch.full_like(ids, pad)).view(-1, length))
         orders_at.append(positions)
-    passes = [len(x) for x in inputs]
+    passes = [len(x) for x in prefixes]
     rows = torch.repeat_interleave(
         torch.arange(len(passes), device=special.device), torch.tensor(passes, device=special.device)
     )
-    inputs = torch.cat(inputs)
+    inputs = torch.cat(prefixes)
     # Each prefix's other inputs (mask, segments, RoBERTa's positions) are its text's, as SV passes them.
     extras = [None if x is None else x[rows] for x in classifier.model_inputs(batch)]
     picked = targets[rows].unsqueeze(1)

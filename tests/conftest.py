@@ -57,9 +57,8 @@ def pytest_configure(config) -> None:
     (the processes its tests start inherit the share)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        share = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(int(os.environ.setdefault("OMP_NUM_THREADS", str(share))))
 
 
 def _tokenizer(arch: str):

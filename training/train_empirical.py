@@ -158,10 +158,13 @@ def load_target_folders(folders: list[Path]) -> tuple[list, dict]:
     everyone = [metadata]
     for folder in folders[1:]:
         more, other = load_targets(folder)
-        for key, same in (("classifier", other["classifier"] == metadata["classifier"]),
-                          ("explainer", same_estimand(other["explainer"], metadata["explainer"]))):  # fmt: skip
-            if not same:
-                raise SystemExit(f"{folder}'s targets differ from {folders[0]}'s in their {key}: train on one kind")
+        same = {
+            "classifier": other["classifier"] == metadata["classifier"],
+            "explainer": same_estimand(other["explainer"], metadata["explainer"]),
+        }
+        differs = next((key for key, alike in same.items() if not alike), None)
+        if differs:
+            raise SystemExit(f"{folder}'s targets differ from {folders[0]}'s in their {differs}: train on one kind")
         targets += more
         everyone.append(other)
     return targets, {**metadata, CPU_SECONDS: total_cpu_seconds(everyone)}
