@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import numbers
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -367,6 +368,7 @@ class Classifier:
         self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
     ) -> list[Prediction]:
         """Predicted label and class probabilities for each text (or pair: ``text_pairs[i]`` goes with ``texts[i]``)."""
+        check_counts(batch_size=batch_size)
         encoded = self.encode(texts, text_pairs)
         # Batches of similar length waste little compute on padding; results go back in input order.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -410,6 +412,18 @@ def check_text(text: object) -> None:
         raise InputError("the text is empty: type a sentence to classify")
 
 
+def check_counts(**counts: int | None) -> None:
+    """Refuse the first of ``counts`` (options such as ``samples`` or ``batch_size``) that is not a whole
+    number of at least 1; ``None`` (an option left to its default) passes.
+
+    Raises:
+        InputError: naming the option and the value given.
+    """
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
 def load_classifier(
     name_or_path: str | Path | None = None,
     *,
@@ -432,6 +446,7 @@ def load_classifier(
 
     Raises:
         ModelLoadError: nothing loadable at ``name_or_path``.
+        InputError: ``device`` is not one this machine has.
     """
     source = str(DEFAULT_CLASSIFIER if name_or_path is None else EMBEDDED.get(str(name_or_path), name_or_path))
     if str(name_or_path) in EMBEDDED and not Path(source).is_dir():
@@ -446,7 +461,10 @@ def load_classifier(
     except (OSError, ValueError, KeyError, HFValidationError) as error:
         raise ModelLoadError(_load_error_message(source, local, offline, error)) from error
     if device is not None:
-        model.to(device)
+        try:
+            model.to(device)
+        except (AssertionError, RuntimeError) as error:  # how torch refuses a device it lacks or cannot parse
+            raise InputError(f"device {str(device)!r} is not available here: {error}") from error
     model.set_attn_implementation(attn_implementation)
     return Classifier(model, tokenizer, source, revision)
 

@@ -14,6 +14,7 @@ from empexp.data import read_lines
 from empexp.errors import EmpexpError, InputError
 from empexp.explainers import explainer_class, get_explainer, list_explainers
 from empexp.explainers.attention import AGGREGATIONS
+from empexp.explainers.captum import INTEGRATION_METHODS
 from empexp.explainers.empirical import add_explainer_option
 from empexp.explanation import Explanation
 from empexp.exports import attviz
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--seed", type=int, help="random seed of sampling explainers (sv)")
     explain.add_argument(
         "--integration-method",
-        choices=["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"],
+        choices=INTEGRATION_METHODS,
         help="integration rule of ig (default: gausslegendre)",
     )
     explain.add_argument("--batch-size", type=int, help="texts attributed together")

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from empexp import get_explainer
+from empexp.errors import InputError
 from empexp.explainers.captum import pad_baseline
 
 TEXTS = ["the movie was great", "not a good film and a boring plot", "awful", "the acting was fun"]
@@ -83,3 +84,22 @@ def test_cost_is_reported(tiny):
     (sv,) = get_explainer("sv", tiny, samples=3).explain(["the movie was great"])
     features = sum(1 for span in sv.offsets if span is not None) + 1  # tokens plus the special group
     assert sv.forward_passes == 1 + 1 + 3 * features
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        ("ig", {"samples": 0}, "samples must be a whole number of at least 1, got 0"),
+        ("ig", {"samples": 2.5}, "samples must be a whole number of at least 1, got 2.5"),
+        ("ig", {"internal_batch_size": 0}, "internal_batch_size must be"),
+        ("ig", {"method": "simpson"}, "unknown integration method 'simpson'"),
+        ("ig", {"method": "riemann_trapezoid", "samples": 1}, "needs at least 2 samples"),
+        ("sv", {"samples": -1}, "samples must be"),
+        ("sv", {"samples": True}, "samples must be"),
+        ("sv", {"perturbations_per_eval": 0}, "perturbations_per_eval must be"),
+        ("sv", {"batch_size": 0}, "batch_size must be"),
+    ],
+)
+def test_bad_counts_are_refused_with_their_name(bert, method, options, message):
+    with pytest.raises(InputError, match=message):
+        get_explainer(method, bert, **options)

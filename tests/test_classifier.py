@@ -81,3 +81,8 @@ def test_peft_adapter_folder_is_merged(bert_path, tmp_path):
     with torch.no_grad():
         expected = peft_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     torch.testing.assert_close(loaded.logits(batch), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_predict_refuses_a_batch_size_below_one(bert):
+    with pytest.raises(InputError, match="batch_size must be a whole number of at least 1, got 0"):
+        bert.predict(["good"], batch_size=0)

@@ -71,6 +71,10 @@ def test_integration_method_option(capsys, bert_path):
         (["predict", "   "], "empty"),
         (["explain", "--method", "ig", "--seed", "1", "good"], "does not take seed"),
         (["predict", "--model", "/nonexistent/folder", "good"], "could not load"),
+        (["predict", "--device", "no-such-device", "good"], "device 'no-such-device' is not available here"),
+        (["explain", "--method", "ig", "--samples", "0", "good"], "samples must be a whole number of at least 1"),
+        (["explain", "--method", "sv", "--batch-size", "-1", "good"], "batch_size must be a whole number"),
+        (["explain", "--method", "ig", "--integration-method", "riemann_left", "--samples", "1", "good"], "at least 2"),
     ],
 )
 def test_bad_input_gets_a_clear_message(capsys, bert_path, argv, message):

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from empexp.classifier import Batch, Classifier, EncodedText, PredictionPass
+from empexp.classifier import Batch, Classifier, EncodedText, PredictionPass, check_counts
 from empexp.explanation import Explanation
 
 Kind = Literal["expensive", "empirical", "diffmask", "attention"]
@@ -85,6 +85,7 @@ class Explainer(ABC):
     """Whether :meth:`attribute` needs the prediction pass's hidden states."""
 
     def __init__(self, classifier: Classifier, *, batch_size: int = 8, pad_batches: bool = False):
+        check_counts(batch_size=batch_size)
         self.classifier = classifier
         self.batch_size = batch_size
         self.pad_batches = pad_batches

@@ -13,9 +13,13 @@ import torch
 from captum.attr import IntegratedGradients, LayerIntegratedGradients, ShapleyValueSampling
 
 from empexp import layers
-from empexp.classifier import Batch, Classifier, PredictionPass, pad_baseline
+from empexp.classifier import Batch, Classifier, PredictionPass, check_counts, pad_baseline
+from empexp.errors import InputError
 from empexp.explainers.base import Attribution, Explainer, PassCounter
 from empexp.explainers.registry import register
+
+INTEGRATION_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+"""Captum's integration rules for IG's ``method``; the Riemann rules need at least 2 steps."""
 
 
 @register
@@ -47,6 +51,11 @@ class IntegratedGradientsExplainer(Explainer):
         batch_size: int = 8,
         pad_batches: bool | None = None,
     ):
+        check_counts(samples=samples, internal_batch_size=internal_batch_size)
+        if method not in INTEGRATION_METHODS:
+            raise InputError(f"unknown integration method {method!r}: use one of {', '.join(INTEGRATION_METHODS)}")
+        if method != "gausslegendre" and samples < 2:
+            raise InputError(f"{method}, a Riemann rule, needs at least 2 samples, got {samples}")
         if pad_batches is None:
             pad_batches = classifier.device.type == "cuda"
         super().__init__(classifier, batch_size=batch_size, pad_batches=pad_batches)
@@ -115,6 +124,7 @@ class ShapleyValueSamplingExplainer(Explainer):
         perturbations_per_eval: int = 16,
         batch_size: int = 8,
     ):
+        check_counts(samples=samples, perturbations_per_eval=perturbations_per_eval)
         super().__init__(classifier, batch_size=batch_size, pad_batches=False)
         self.samples = samples
         self.seed = seed
