@@ -33,6 +33,18 @@ def pip_shipped_path(model_id: str) -> Path | None:
         return None
 
 
+def transport_errors() -> tuple[type[Exception], ...]:
+    """The network errors of the HTTP client ``huggingface_hub`` uses (``httpx2`` from version 2, ``httpx``
+    before): they derive from neither ``OSError`` nor ``HfHubHTTPError``."""
+    errors = []
+    for client in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(client).TransportError)
+        except ImportError:
+            continue
+    return tuple(errors)
+
+
 def hub_reachable(timeout: float = 2.0) -> bool:
     """Whether the Hub endpoint answers a TCP connection; ``False`` at once in offline mode.
 

@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from huggingface_hub import CommitInfo, HfApi, SpaceCard
+from huggingface_hub import CommitInfo, HfApi, SpaceCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 
 from empexp.artefact import check_identity
 from empexp.cards import artefact_kind, write_card
 from empexp.classifier import load_classifier
 from empexp.errors import EmpexpError, ModelLoadError, PublishError
-from empexp.hub import SPACE_CONFIG
+from empexp.hub import SPACE_CONFIG, hub_reachable, transport_errors
 
 PACKAGE = Path(__file__).resolve().parent
 # Weights travel as safetensors only: pickle-based files and training leftovers are never uploaded.
@@ -98,9 +98,14 @@ def push_artefact(
 @contextmanager
 def _hub_errors(repo_id: str) -> Iterator[None]:
     """Hub refusals (no token or write access, invalid card metadata) and network failures, for users."""
+    # Probed first, so an unreachable Hub gets one plain message whatever the HTTP client would raise.
+    if not hub_reachable():
+        raise PublishError(
+            f"could not publish to {repo_id!r}: the Hub ({constants.ENDPOINT}) cannot be reached from here"
+        )
     try:
         yield
-    except (HfHubHTTPError, ValueError, OSError) as error:
+    except (HfHubHTTPError, ValueError, OSError, *transport_errors()) as error:
         if isinstance(error, EmpexpError):
             raise
         raise PublishError(f"could not publish to {repo_id!r}: {error}") from error

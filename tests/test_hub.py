@@ -321,3 +321,13 @@ def test_a_plain_install_pushes_artefacts_and_the_space(hub, artefacts, tmp_path
     assert (space / "requirements.txt").read_text() == space_requirements()
     assert SpaceCard.load(space / "README.md").data.sdk == "gradio"
     assert (space / "empexp" / "model_cards" / "diffmask.md").is_file()
+
+
+def test_pushing_with_the_hub_unreachable_says_so(hub, artefacts, tmp_path):
+    nobody = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+    env = {**client_env(hub, tmp_path / "cache"), "HF_ENDPOINT": nobody}
+    for args in (["push", str(artefacts["explainer"]), "me/x"], ["space", "push", "me/space"]):
+        result = empexp(env, *args, check=False)
+        assert result.returncode == 1
+        assert f"the Hub ({nobody}) cannot be reached from here" in result.stderr
+        assert "Traceback" not in result.stderr
