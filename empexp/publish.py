@@ -100,9 +100,13 @@ def _hub_errors(repo_id: str) -> Iterator[None]:
     """Hub refusals (no token or write access, invalid card metadata) and network failures, for users."""
     # Probed first, so an unreachable Hub gets one plain message whatever the HTTP client would raise.
     if not hub_reachable():
-        raise PublishError(
-            f"could not publish to {repo_id!r}: the Hub ({constants.ENDPOINT}) cannot be reached from here"
+        hub = f"the Hub ({constants.ENDPOINT})"
+        why = (
+            f"HF_HUB_OFFLINE is set, so {hub} is not contacted"
+            if constants.HF_HUB_OFFLINE
+            else f"{hub} cannot be reached"
         )
+        raise PublishError(f"could not publish to {repo_id!r}: {why}")
     try:
         yield
     except (HfHubHTTPError, ValueError, OSError, *transport_errors()) as error:
