@@ -20,7 +20,10 @@ class TrainedExplainer(Explainer):
     Args:
         source: Hub id or folder of the weights; an embedded classifier's own when ``None``.
         revision: Hub revision of ``source``.
-        batch_size: texts explained together (padded: one pass each way).
+        batch_size: texts explained together (padded: one pass each way). 8, because padding a batch of
+            texts of mixed lengths to the longest costs more than bigger batches save: on a CPU, ``empexp
+            explain`` (32 texts per call) took 15.1 ms per SST-2 dev sentence with ``empirical-ig`` in
+            batches of 8 against 21.8 in batches of 32.
 
     Raises:
         InputError: no ``source`` for a classifier without embedded weights of this kind.
@@ -36,7 +39,7 @@ class TrainedExplainer(Explainer):
         *,
         source: str | Path | None = None,
         revision: str | None = None,
-        batch_size: int = 32,
+        batch_size: int = 8,
     ):
         super().__init__(classifier, batch_size=batch_size, pad_batches=True)
         self.source = str(embedded_or(source, classifier, self.name, what=self.artefact))
