@@ -463,6 +463,8 @@ def load_classifier(
     if device is not None:
         try:
             model.to(device)
+        except torch.OutOfMemoryError:
+            raise  # the device is there, its memory is short: torch's own message says so
         except (AssertionError, RuntimeError) as error:  # how torch refuses a device it lacks or cannot parse
             raise InputError(f"device {str(device)!r} is not available here: {error}") from error
     model.set_attn_implementation(attn_implementation)

@@ -86,3 +86,12 @@ def test_peft_adapter_folder_is_merged(bert_path, tmp_path):
 def test_predict_refuses_a_batch_size_below_one(bert):
     with pytest.raises(InputError, match="batch_size must be a whole number of at least 1, got 0"):
         bert.predict(["good"], batch_size=0)
+
+
+def test_a_device_out_of_memory_is_not_called_missing(bert_path, monkeypatch):
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(torch.nn.Module, "to", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError, match="out of memory"):
+        load_classifier(bert_path, device="cuda")
