@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import torch
+
 from empexp.cards import DEFAULT_DATASET
 from empexp.classifier import Classifier, Prediction, check_text, load_classifier
 from empexp.data import read_lines
@@ -119,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
     except EmpexpError as error:
         print(f"empexp: error: {error}", file=sys.stderr)
+        return 1
+    except torch.OutOfMemoryError as error:  # the device's memory is short, not the input wrong: no traceback
+        reason = str(error).splitlines()[0]
+        print(
+            f"empexp: error: out of device memory ({reason}); fewer texts per batch or --device cpu need less",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

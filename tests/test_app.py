@@ -5,6 +5,7 @@ import torch
 from gradio_client import Client
 
 from empexp.app import build_app
+from empexp.classifier import Classifier
 from empexp.imitator import EmpiricalModel
 from empexp.probes import DiffMaskModel
 from tests.conftest import serving
@@ -66,6 +67,17 @@ def test_long_text_gets_a_notice(client):
 def test_blank_text_is_a_clear_error_and_the_app_keeps_serving(client):
     with pytest.raises(Exception, match="empty"):
         client.predict("   ", api_name="/explain")
+    assert client.predict("fun", api_name="/predict")
+
+
+def test_a_device_out_of_memory_is_a_message_and_the_app_keeps_serving(client, monkeypatch):
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Classifier, "prediction_pass", out_of_memory)
+        with pytest.raises(Exception, match="Out of device memory"):
+            client.predict("fun", api_name="/predict")
     assert client.predict("fun", api_name="/predict")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import torch
 
 from empexp.app.service import EXPENSIVE, ExplanationService, model_name
 from empexp.app.views import (
@@ -281,11 +282,15 @@ class Handlers:
 
 @contextmanager
 def messages() -> Iterator[None]:
-    """Turns the library's errors into a message on the page (``gr.Error``); the server keeps serving."""
+    """Turns the library's errors, and a device out of memory, into a message on the page (``gr.Error``);
+    the server keeps serving."""
     try:
         yield
     except EmpexpError as error:
         raise gr.Error(str(error)) from error
+    except torch.OutOfMemoryError as error:
+        reason = str(error).splitlines()[0]
+        raise gr.Error(f"Out of device memory ({reason}): a shorter text or fewer samples need less.") from error
 
 
 def session_of(request: gr.Request | None) -> str:
