@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"empexp: error: {error}", file=sys.stderr)
         return 1
     except torch.OutOfMemoryError as error:  # the device's memory is short, not the input wrong: no traceback
-        reason = str(error).splitlines()[0]
+        reason = str(error).partition("\n")[0]  # torch adds lines of allocator detail
         print(
             f"empexp: error: out of device memory ({reason}); fewer texts per batch or --device cpu need less",
             file=sys.stderr,

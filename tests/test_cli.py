@@ -86,14 +86,24 @@ def test_bad_input_gets_a_clear_message(capsys, bert_path, argv, message):
     assert message in err and "Traceback" not in err
 
 
-def test_a_device_out_of_memory_gets_a_message_not_a_traceback(capsys, bert_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("detail", "shown"),
+    [
+        (
+            "CUDA out of memory. Tried to allocate 2 GiB\nallocator detail",
+            "(CUDA out of memory. Tried to allocate 2 GiB)",
+        ),
+        ("", "()"),
+    ],
+)
+def test_a_device_out_of_memory_gets_a_message_not_a_traceback(capsys, bert_path, monkeypatch, detail, shown):
     def out_of_memory(self, *args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+        raise torch.OutOfMemoryError(detail)
 
     monkeypatch.setattr(torch.nn.Module, "to", out_of_memory)
     code, records, err = run(capsys, "predict", "--model", bert_path, "--device", "cuda", "good")
     assert code == 1 and not records and "Traceback" not in err
-    assert "out of device memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in err
+    assert f"out of device memory {shown}" in err and "allocator detail" not in err
 
 
 def test_no_text_is_a_usage_error(capsys):

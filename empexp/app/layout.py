@@ -289,7 +289,7 @@ def messages() -> Iterator[None]:
     except EmpexpError as error:
         raise gr.Error(str(error)) from error
     except torch.OutOfMemoryError as error:
-        reason = str(error).splitlines()[0]
+        reason = str(error).partition("\n")[0]  # torch adds lines of allocator detail
         raise gr.Error(f"Out of device memory ({reason}): a shorter text or fewer samples need less.") from error
 
 
