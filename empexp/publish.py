@@ -79,6 +79,7 @@ def push_artefact(
     """
     folder = Path(folder)
     kind = artefact_kind(folder)
+    _check_reachable(repo_id)
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as staging:
         staged = Path(staging) / folder.name
@@ -95,10 +96,9 @@ def push_artefact(
             )
 
 
-@contextmanager
-def _hub_errors(repo_id: str) -> Iterator[None]:
-    """Hub refusals (no token or write access, invalid card metadata) and network failures, for users."""
-    # Probed first, so an unreachable Hub gets one plain message whatever the HTTP client would raise.
+def _check_reachable(repo_id: str) -> None:
+    """Refuse at once, before anything is staged, when the Hub cannot be reached: one plain message
+    whatever the HTTP client would raise."""
     if not hub_reachable():
         hub = f"the Hub ({constants.ENDPOINT})"
         why = (
@@ -107,6 +107,11 @@ def _hub_errors(repo_id: str) -> Iterator[None]:
             else f"{hub} cannot be reached"
         )
         raise PublishError(f"could not publish to {repo_id!r}: {why}")
+
+
+@contextmanager
+def _hub_errors(repo_id: str) -> Iterator[None]:
+    """Hub refusals (no token or write access, invalid card metadata) and network failures, for users."""
     try:
         yield
     except (HfHubHTTPError, ValueError, OSError, *transport_errors()) as error:
@@ -150,6 +155,7 @@ def push_space(
     """
     if not weights and model is None:
         raise ModelLoadError("a Space without the embedded weights needs a classifier's Hub id (model)")
+    _check_reachable(repo_id)
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as staging:
         staged = Path(staging)
