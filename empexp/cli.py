@@ -13,7 +13,7 @@ import torch
 from empexp.cards import DEFAULT_DATASET
 from empexp.classifier import Classifier, Prediction, check_text, load_classifier
 from empexp.data import read_lines
-from empexp.errors import EmpexpError, InputError
+from empexp.errors import EmpexpError, InputError, out_of_memory_reason
 from empexp.explainers import explainer_class, get_explainer, list_explainers
 from empexp.explainers.attention import AGGREGATIONS
 from empexp.explainers.captum import INTEGRATION_METHODS
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"empexp: error: {error}", file=sys.stderr)
         return 1
     except torch.OutOfMemoryError as error:  # the device's memory is short, not the input wrong: no traceback
-        reason = str(error).partition("\n")[0]  # torch adds lines of allocator detail
+        reason = out_of_memory_reason(error)
         print(
             f"empexp: error: out of device memory ({reason}); fewer texts per batch or --device cpu need less",
             file=sys.stderr,

@@ -22,3 +22,9 @@ class UnknownExplainerError(EmpexpError, KeyError):
 
 class PublishError(EmpexpError, OSError):
     """Publishing on the Hub failed: not logged in, no write access, refused metadata, unreachable Hub."""
+
+
+def out_of_memory_reason(error: BaseException) -> str:
+    """What a device out of memory (``torch.OutOfMemoryError``) says, for a user: its first line only, since
+    torch adds lines of allocator detail."""
+    return str(error).partition("\n")[0]

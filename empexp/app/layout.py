@@ -36,7 +36,7 @@ from empexp.app.views import (
 )
 from empexp.classifier import Classifier, load_classifier
 from empexp.convergence import load_curve, plot
-from empexp.errors import EmpexpError
+from empexp.errors import EmpexpError, out_of_memory_reason
 from empexp.explainers import display_name, explainer_class
 from empexp.explainers.attention import AGGREGATIONS
 from empexp.explanation import Explanation
@@ -289,7 +289,7 @@ def messages() -> Iterator[None]:
     except EmpexpError as error:
         raise gr.Error(str(error)) from error
     except torch.OutOfMemoryError as error:
-        reason = str(error).partition("\n")[0]  # torch adds lines of allocator detail
+        reason = out_of_memory_reason(error)
         raise gr.Error(f"Out of device memory ({reason}): a shorter text or fewer samples need less.") from error
 
 
