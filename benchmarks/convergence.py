@@ -13,17 +13,15 @@ each explainer folder, where the app reads it. Same seed, same texts and same SV
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from empexp import get_explainer, load_classifier
 from empexp.cards import DEFAULT_DATASET, write_card
-from empexp.convergence import CURVE_FILE, Curve, empirical_point, expensive_curve, plot
+from empexp.convergence import CURVE_FILE, empirical_point, expensive_curve, load_cache, plot, save_cache
 from empexp.data import pseudo_documents, read_instances, read_texts, select_texts
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS, add_explainer_option
-from empexp.explanation import Explanation
 
 
 def main() -> None:
@@ -70,19 +68,16 @@ def main() -> None:
 
     key = {"classifier": classifier.identity(), "texts": texts, "text_pairs": text_pairs, "method": args.method,
            "seed": args.seed, "max_samples": args.max_samples}  # fmt: skip
-    cached = json.loads(args.cache.read_text()) if args.cache and args.cache.is_file() else None
-    if cached and cached["key"] == key:
-        curve = Curve.from_json(json.dumps(cached["curve"]))
-        targets = [Explanation.from_dict(t) for t in cached["targets"]]
+    cached = load_cache(args.cache) if args.cache and args.cache.is_file() else None
+    if cached and cached[0] == key:
+        _, curve, targets = cached
     else:
         curve, targets = expensive_curve(
             classifier, texts, args.method, text_pairs=text_pairs, max_samples=args.max_samples, seed=args.seed,
             progress=tqdm,
         )  # fmt: skip
         if args.cache:
-            args.cache.parent.mkdir(parents=True, exist_ok=True)
-            record = {"key": key, "curve": json.loads(curve.to_json()), "targets": [t.to_dict() for t in targets]}
-            args.cache.write_text(json.dumps(record))
+            save_cache(args.cache, key, curve, targets)
     for name, (explainer, _) in explainers.items():
         curve.add_empirical(name, *empirical_point(explainer, targets))
 

@@ -141,6 +141,20 @@ def average(runs: Sequence[Sequence[Explanation]]) -> list[Explanation]:
     ]
 
 
+def save_cache(path: Path, key: dict, curve: Curve, targets: Sequence[Explanation]) -> None:
+    """Keep an expensive curve and its targets in a JSON file, with ``key``: what they were computed from
+    (``benchmarks/convergence.py --cache``), so that explainers can be scored against them again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "curve": asdict(curve), "targets": [t.to_dict() for t in targets]}))
+
+
+def load_cache(path: Path) -> tuple[dict, Curve, list[Explanation]]:
+    """What :func:`save_cache` kept: ``(key, curve, targets)``."""
+    cached = json.loads(path.read_text())
+    curve = Curve.from_json(json.dumps(cached["curve"]))
+    return cached["key"], curve, [Explanation.from_dict(t) for t in cached["targets"]]
+
+
 def load_curve(source: str | Path, revision: str | None = None) -> Curve | None:
     """The curve saved with an explainer (``convergence.json``) in its folder or Hub repo, or ``None``."""
     path = artefact_file(source, CURVE_FILE, revision)

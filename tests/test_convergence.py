@@ -5,7 +5,7 @@ import io
 import pytest
 
 from empexp import get_explainer
-from empexp.convergence import Curve, agreement, expensive_curve, mse, plot
+from empexp.convergence import Curve, agreement, expensive_curve, load_cache, mse, plot, save_cache
 from tests.conftest import SENTENCES
 
 
@@ -32,6 +32,13 @@ def test_crossover_is_the_first_sample_count_below_the_empirical_error():
     restored = Curve.from_json(curve.to_json())
     assert restored == curve and restored.empirical["empirical-ig"]["crossover"] == 3
     plot(restored).savefig(io.BytesIO(), format="png")
+
+
+def test_a_cached_curve_comes_back_with_its_key_and_targets(bert, tmp_path):
+    curve, targets = expensive_curve(bert, SENTENCES[:2], "ig", max_samples=3)
+    save_cache(tmp_path / "runs" / "cache.json", {"method": "ig"}, curve, targets)
+    key, again, kept = load_cache(tmp_path / "runs" / "cache.json")
+    assert key == {"method": "ig"} and again == curve and kept == targets
 
 
 def test_agreement_of_an_explanation_with_itself(bert):
