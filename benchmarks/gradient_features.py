@@ -16,7 +16,6 @@ The explainer has seen the training texts, so its residuals there are smaller th
 from __future__ import annotations
 
 import argparse
-import json
 from functools import partial
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from empexp import load_classifier
-from empexp.convergence import Curve
+from empexp.convergence import load_cache
 from empexp.estimators import gauss_legendre, ig_node_estimates
 from empexp.explainers.empirical import DEFAULT_EXPLAINERS
 from empexp.imitator import ScoreTotals, load_empirical
@@ -99,20 +98,19 @@ def main() -> None:
 
     train, _ = load_targets(args.train_targets)
     train = sorted(train[: args.limit], key=lambda t: len(t.input_ids))  # little padding
-    cached = json.loads(args.cache.read_text())
-    curve = Curve.from_json(json.dumps(cached["curve"]))
+    _, curve, dev_targets = load_cache(args.cache)
     dev = []
-    for target in cached["targets"]:
-        batch = classifier.collate(classifier.encode([target["text"]]))
+    for target in dev_targets:
+        batch = classifier.collate(classifier.encode([target.text]))
         logits = classifier.logits(batch)[0].float()
         dev.append(
             Target(
                 index=len(dev),
                 input_ids=batch.input_ids[0],
                 special_tokens_mask=batch.special_tokens_mask[0],
-                predicted=target["target"],
+                predicted=target.target,
                 logits=logits,
-                attributions=torch.tensor(target["scores"]),
+                attributions=torch.tensor(target.scores),
                 token_type_ids=None if batch.token_type_ids is None else batch.token_type_ids[0],
             )
         )

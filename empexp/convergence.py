@@ -56,11 +56,13 @@ class Curve:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
+    def from_dict(cls, data: dict) -> Curve:
+        """The inverse of ``dataclasses.asdict``, also after JSON, whose object keys are strings."""
+        return cls(**data | {key: {int(s): value for s, value in data[key].items()} for key in ("mse", "seconds")})
+
+    @classmethod
     def from_json(cls, text: str) -> Curve:
-        data = json.loads(text)
-        for key in ("mse", "seconds"):
-            data[key] = {int(s): value for s, value in data[key].items()}
-        return cls(**data)
+        return cls.from_dict(json.loads(text))
 
 
 def real_scores(estimate: Explanation, target: Explanation) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,8 +153,7 @@ def save_cache(path: Path, key: dict, curve: Curve, targets: Sequence[Explanatio
 def load_cache(path: Path) -> tuple[dict, Curve, list[Explanation]]:
     """What :func:`save_cache` kept: ``(key, curve, targets)``."""
     cached = json.loads(path.read_text())
-    curve = Curve.from_json(json.dumps(cached["curve"]))
-    return cached["key"], curve, [Explanation.from_dict(t) for t in cached["targets"]]
+    return cached["key"], Curve.from_dict(cached["curve"]), [Explanation.from_dict(t) for t in cached["targets"]]
 
 
 def load_curve(source: str | Path, revision: str | None = None) -> Curve | None:
